@@ -21,3 +21,7 @@ def _register():
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Hides the few differences between MicroPython and CPython (ticks, wall clock, heap, random).
+Every other firmware module imports time/gc helpers from here, never from `time`/`gc` directly."""
+import sys
+import time
+import gc
+
+IS_MP = sys.implementation.name == "micropython"
+
+if IS_MP:
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
+    sleep_ms = time.sleep_ms
+    # Some ports count from 2000-01-01 instead of 1970; the wire contract wants Unix ms.
+    _EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+    def now_ms():
+        """Wall-clock time, integer milliseconds since the Unix epoch."""
+        if hasattr(time, "time_ns"):
+            return time.time_ns() // 1000000 + _EPOCH_OFFSET_S * 1000
+        return (int(time.time()) + _EPOCH_OFFSET_S) * 1000
+
+    def mem_alloc():
+        return gc.mem_alloc()
+
+    def mem_free():
+        return gc.mem_free()
+
+    def print_exc(e):
+        sys.print_exception(e)
+else:
+    _T0 = time.monotonic_ns()
+    _TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap at 2**30 on most ports; mimic it so wrap bugs show up here too
+
+    def ticks_ms():
+        return ((time.monotonic_ns() - _T0) // 1000000) & (_TICKS_PERIOD - 1)
+
+    def ticks_diff(a, b):
+        d = (a - b) & (_TICKS_PERIOD - 1)
+        if d >= _TICKS_PERIOD // 2:
+            d -= _TICKS_PERIOD
+        return d
+
+    def ticks_add(t, delta):
+        return (t + delta) & (_TICKS_PERIOD - 1)
+
+    def sleep_ms(ms):
+        if ms > 0:
+            time.sleep(ms / 1000.0)
+
+    def now_ms():
+        """Wall-clock time, integer milliseconds since the Unix epoch."""
+        return time.time_ns() // 1000000
+
+    # CPython has no gc.mem_alloc/mem_free: heap figures are a MicroPython concept, report 0.
+    def mem_alloc():
+        return 0
+
+    def mem_free():
+        return 0
+
+    def print_exc(e):
+        import traceback
+        traceback.print_exception(type(e), e, e.__traceback__)
+
+
+def collect():
+    gc.collect()
+
+
+try:
+    import random as _random
+
+    def rand_below(n):
+        """Uniform-ish int in [0, n); used only for backoff jitter."""
+        if n <= 1:
+            return 0
+        return _random.getrandbits(30) % n
+except ImportError:  # ports built without random: jitter from the tick counter is good enough
+    def rand_below(n):
+        if n <= 1:
+            return 0
+        return ticks_ms() % n

@@ -1,0 +1,324 @@
+"""Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK, PINGREQ, DISCONNECT).
+Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
+import select
+import struct
+from compat import ticks_ms, ticks_diff
+
+CONNECT = 0x10
+CONNACK = 0x20
+PUBLISH = 0x30
+PUBACK = 0x40
+SUBACK = 0x90
+PINGREQ = 0xC0
+PINGRESP = 0xD0
+DISCONNECT = 0xE0
+
+_CONNACK_ERRORS = {
+    1: "unacceptable protocol version (broker does not speak MQTT 3.1.1)",
+    2: "client identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized (check the broker ACL / credentials)",
+}
+
+
+class MQTTError(Exception):
+    def __str__(self):
+        return "mqtt: " + str(self.args[0])
+
+
+class MQTTConnectError(MQTTError):
+    """CONNACK with a non-zero return code; .code is that code."""
+
+    @property
+    def code(self):
+        return self.args[1]
+
+
+class MQTTTimeout(MQTTError):
+    pass
+
+
+# ---- pure encoding / decoding ----
+
+def encode_remaining_length(n):
+    if n < 0 or n > 268435455:
+        raise ValueError("remaining length out of range")
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def decode_remaining_length(buf, offset=0):
+    """Returns (value, bytes_used) from buf[offset:]; raises ValueError if malformed/incomplete."""
+    mult = 1
+    value = 0
+    for i in range(4):
+        if offset + i >= len(buf):
+            raise ValueError("incomplete remaining length")
+        b = buf[offset + i]
+        value += (b & 0x7F) * mult
+        if not b & 0x80:
+            return value, i + 1
+        mult <<= 7
+    raise ValueError("remaining length longer than 4 bytes")
+
+
+def _utf8(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return struct.pack(">H", len(s)) + s
+
+
+def build_connect(client_id, keepalive=60, user=None, password=None, clean_session=True,
+                  will_topic=None, will_msg=None, will_qos=1, will_retain=True):
+    flags = 0
+    if clean_session:
+        flags |= 0x02
+    payload = _utf8(client_id)
+    if will_topic is not None:
+        flags |= 0x04 | ((will_qos & 3) << 3)
+        if will_retain:
+            flags |= 0x20
+        payload += _utf8(will_topic) + _utf8(will_msg if will_msg is not None else b"")
+    if user is not None:
+        flags |= 0x80
+        payload += _utf8(user)
+        if password is not None:  # 3.1.1 forbids a password without a user name
+            flags |= 0x40
+            payload += _utf8(password)
+    var = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack(">H", keepalive)
+    body = var + payload
+    return bytes([CONNECT]) + encode_remaining_length(len(body)) + body
+
+
+def build_publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    hdr = PUBLISH | (qos << 1)
+    if retain:
+        hdr |= 1
+    if dup:
+        hdr |= 0x08
+    t = _utf8(topic)
+    n = len(t) + len(payload) + (2 if qos else 0)
+    out = bytes([hdr]) + encode_remaining_length(n) + t
+    if qos:
+        out += struct.pack(">H", pid)
+    return out + payload
+
+
+def build_puback(pid):
+    return bytes([PUBACK, 2, pid >> 8, pid & 0xFF])
+
+
+PINGREQ_PACKET = b"\xc0\x00"
+DISCONNECT_PACKET = b"\xe0\x00"
+
+
+def default_socket_factory(host, port, timeout_ms):
+    import socket
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    s = socket.socket(ai[0], socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout_ms / 1000.0)
+        s.connect(ai[-1])
+    except Exception:
+        s.close()
+        raise
+    return s
+
+
+class MQTTClient:
+    def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60,
+                 clean_session=True, will=None, timeout_ms=5000, socket_factory=None):
+        """will = (topic, message, qos, retain) or None."""
+        self.client_id = client_id
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.keepalive = keepalive
+        self.clean_session = clean_session
+        self.will = will
+        self.timeout_ms = timeout_ms
+        self.socket_factory = socket_factory or default_socket_factory
+        self.sock = None
+        self._poll = None
+        self._pid = 0
+        self._last_tx = 0
+        self._ping_sent = None  # ticks of an unanswered PINGREQ
+        self.on_message = None  # callback(topic, payload) for incoming PUBLISH
+
+    @property
+    def connected(self):
+        return self.sock is not None
+
+    def connect(self):
+        self.close()
+        s = self.socket_factory(self.host, self.port, self.timeout_ms)
+        self.sock = s
+        self._poll = select.poll()
+        self._poll.register(s, select.POLLIN)
+        try:
+            w = self.will or (None, None, 1, True)
+            self._send(build_connect(self.client_id, self.keepalive, self.user, self.password,
+                                     self.clean_session, w[0], w[1], w[2], w[3]))
+            ptype, body = self._read_packet(self.timeout_ms)
+            if ptype != CONNACK or len(body) != 2:
+                raise MQTTError("expected CONNACK, got packet type 0x%02x" % ptype)
+            rc = body[1]
+            if rc:
+                raise MQTTConnectError("connection refused, code %d: %s"
+                                       % (rc, _CONNACK_ERRORS.get(rc, "unknown code")), rc)
+        except Exception:
+            self.close()
+            raise
+        self._ping_sent = None
+        return body[0] & 1  # session-present flag
+
+    def close(self):
+        """Drop the socket without DISCONNECT (the broker then publishes our last will)."""
+        s = self.sock
+        self.sock = None
+        self._poll = None
+        if s is not None:
+            try:
+                s.close()
+            except Exception:
+                pass
+
+    def disconnect(self):
+        """Clean shutdown: the broker discards the last will."""
+        if self.sock is not None:
+            try:
+                self._send(DISCONNECT_PACKET)
+            except Exception:
+                pass
+        self.close()
+
+    def _next_pid(self):
+        self._pid = self._pid + 1 if self._pid < 65535 else 1
+        return self._pid
+
+    def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
+        """QoS 1 returns once the matching PUBACK arrives; raises MQTTTimeout otherwise.
+        Any error leaves the client closed, so the caller reconnects and resends (at-least-once)."""
+        if self.sock is None:
+            raise MQTTError("not connected")
+        if timeout_ms is None:
+            timeout_ms = self.timeout_ms
+        pid = self._next_pid() if qos else 0
+        try:
+            self._send(build_publish(topic, payload, qos, retain, pid))
+            if not qos:
+                return 0
+            start = ticks_ms()
+            while True:
+                left = timeout_ms - ticks_diff(ticks_ms(), start)
+                if left <= 0:
+                    raise MQTTTimeout("no PUBACK for packet id %d within %d ms" % (pid, timeout_ms))
+                ptype, body = self._read_packet(left)
+                if ptype == PUBACK and len(body) == 2 and ((body[0] << 8) | body[1]) == pid:
+                    return pid
+                self._handle(ptype, body)
+        except Exception:
+            self.close()
+            raise
+
+    def ping(self):
+        self._send(PINGREQ_PACKET)
+        if self._ping_sent is None:
+            self._ping_sent = ticks_ms()
+
+    def maintain(self):
+        """Call often from the main loop: pings at keepalive/2, reads pending packets without
+        blocking, and closes the link (raising MQTTTimeout) if a PINGRESP is overdue."""
+        if self.sock is None:
+            raise MQTTError("not connected")
+        try:
+            now = ticks_ms()
+            if self._ping_sent is not None and ticks_diff(now, self._ping_sent) > self.keepalive * 1000:
+                raise MQTTTimeout("no PINGRESP within keepalive")
+            if self.keepalive and ticks_diff(now, self._last_tx) >= self.keepalive * 500:
+                self.ping()
+            while self._poll.poll(0):
+                ptype, body = self._read_packet(self.timeout_ms)
+                self._handle(ptype, body)
+        except Exception:
+            self.close()
+            raise
+
+    def _handle(self, ptype, body):
+        if ptype == PINGRESP:
+            self._ping_sent = None
+        elif ptype == PUBLISH or ptype & 0xF0 == PUBLISH:
+            self._on_publish(ptype, body)
+        # Anything else (stray PUBACK of a timed-out publish, SUBACK) is ignored on purpose.
+
+    def _on_publish(self, hdr, body):
+        tlen = (body[0] << 8) | body[1]
+        topic = bytes(body[2:2 + tlen]).decode()
+        pos = 2 + tlen
+        qos = (hdr >> 1) & 3
+        if qos:
+            pid = (body[pos] << 8) | body[pos + 1]
+            pos += 2
+            self._send(build_puback(pid))
+        if self.on_message:
+            self.on_message(topic, bytes(body[pos:]))
+
+    # ---- socket I/O ----
+
+    def _send(self, data):
+        mv = memoryview(data)
+        n = 0
+        total = len(data)
+        while n < total:
+            k = self.sock.send(mv[n:])
+            if not k:
+                raise OSError("socket closed")
+            n += k
+        self._last_tx = ticks_ms()
+
+    def _recv_exact(self, n, timeout_ms):
+        buf = bytearray(n)
+        got = 0
+        start = ticks_ms()
+        while got < n:
+            left = timeout_ms - ticks_diff(ticks_ms(), start)
+            if left <= 0 or not self._poll.poll(left):
+                raise MQTTTimeout("read timed out after %d ms" % timeout_ms)
+            chunk = self.sock.recv(n - got)
+            if not chunk:
+                raise OSError("connection closed by broker")
+            buf[got:got + len(chunk)] = chunk
+            got += len(chunk)
+        return buf
+
+    def _read_packet(self, timeout_ms):
+        """Returns (first header byte with flags, body bytearray)."""
+        start = ticks_ms()
+        hdr = self._recv_exact(1, timeout_ms)[0]
+        rl = bytearray()
+        while True:
+            left = timeout_ms - ticks_diff(ticks_ms(), start)
+            b = self._recv_exact(1, left if left > 1 else 1)[0]
+            rl.append(b)
+            if not b & 0x80:
+                break
+            if len(rl) >= 4:
+                raise MQTTError("malformed remaining length")
+        n, _ = decode_remaining_length(rl)
+        # PUBLISH keeps its flag bits (qos/retain); other types are compared without them.
+        ptype = hdr if hdr & 0xF0 == PUBLISH else hdr & 0xF0
+        if n == 0:
+            return ptype, b""
+        left = timeout_ms - ticks_diff(ticks_ms(), start)
+        return ptype, self._recv_exact(n, left if left > 1 else 1)

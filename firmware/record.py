@@ -1,0 +1,88 @@
+"""Pure builders for the wire payloads: the data record and the node status (DESIGN.md section 3).
+JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
+import struct
+
+FW_VERSION = "0.1.0"
+
+_F32 = bytearray(4)
+
+
+def _is_finite(x):
+    return x == x and x not in (float("inf"), float("-inf"))
+
+
+def format_number(v, f32=False):
+    """JSON text for a reading value. None and NaN/inf -> null. Ints stay ints.
+    f32=True: shortest of %.6g..%.9g that maps back to the same float32 (35.2f -> "35.2", never
+    a changed float32). Otherwise %.15g..%.17g: shortest that round-trips the double."""
+    if v is None:
+        return "null"
+    if type(v) is int:
+        return "%d" % v
+    if not _is_finite(v):
+        return "null"
+    if f32:
+        struct.pack_into(">f", _F32, 0, v)
+        target = struct.unpack(">f", _F32)[0]
+        for p in (6, 7, 8, 9):
+            s = "%.*g" % (p, v)
+            struct.pack_into(">f", _F32, 0, float(s))
+            if struct.unpack(">f", _F32)[0] == target:
+                return s
+        return "%.9g" % v
+    for p in (15, 16, 17):
+        s = "%.*g" % (p, v)
+        if float(s) == v:
+            return s
+    return "%.17g" % v
+
+
+def _str(s):
+    # Identifiers, params, flags and clk are restricted ASCII (validated), so no escaping is needed;
+    # refuse anything else rather than emit broken JSON.
+    for ch in s:
+        if ch == '"' or ch == "\\" or ch < " ":
+            raise ValueError("unsafe character in JSON string")
+    return '"' + s + '"'
+
+
+def build_record(ts_ms, seq, clk, readings, f32_params=None):
+    """Data record as UTF-8 bytes: {"ts":..,"seq":..,"clk":"..","readings":{"w01018":{"v":35.2,"f":"N"}}}.
+    readings: list of (param, value, flag) in the wanted order, or a dict param -> (value, flag)
+    (emitted in sorted order). f32_params: params whose value came from a float32 register.
+    Ends with "}" so a later signer can strip it and append ,"sig":"<hex>"} (see sign hook)."""
+    parts = ['{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))]
+    if isinstance(readings, dict):
+        items = [(k, readings[k][0], readings[k][1]) for k in sorted(readings.keys())]
+    else:
+        items = readings
+    first = True
+    for param, v, f in items:
+        if not first:
+            parts.append(",")
+        first = False
+        f32 = f32_params is not None and param in f32_params
+        parts.append('%s:{"v":%s,"f":%s}' % (_str(param), format_number(v, f32), _str(f)))
+    parts.append("}}")
+    return "".join(parts).encode()
+
+
+def append_member(payload, key, json_value):
+    """Hook for the signer: insert ,"key":value as the last member of a top-level object."""
+    return payload[:-1] + (',"%s":%s}' % (key, json_value)).encode()
+
+
+def _num_or_null(v):
+    return "null" if v is None else "%d" % v
+
+
+def build_status(up_s, heap_free, heap_peak, queue, clk="ntp", rssi=None, dropped=0, errors=0,
+                 state="online", fw=FW_VERSION):
+    """Retained status payload; members after "clk" are extras the gateway may ignore."""
+    return ('{"state":%s,"fw":%s,"up":%d,"heap":%d,"heap_peak":%d,"rssi":%s,"queue":%d,"clk":%s,'
+            '"dropped":%d,"errors":%d}'
+            % (_str(state), _str(fw), up_s, heap_free, heap_peak, _num_or_null(rssi), queue, _str(clk),
+               dropped, errors)).encode()
+
+
+OFFLINE = b'{"state":"offline"}'

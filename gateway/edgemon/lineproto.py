@@ -1,0 +1,118 @@
+"""InfluxDB line protocol for the schema in DESIGN.md section 3 (`reading`, `node`, and the
+gateway's own `ingest`). Pure: the same inputs always give the same lines, which keeps replays
+idempotent. Timestamps are in ms (the writer uses precision=ms)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from .contract import Record, Status
+
+
+def _escape(text: str, specials: str) -> str:
+    if "\n" in text or "\r" in text:
+        # Line protocol cannot carry a line break in a name; our identifiers never have one.
+        raise ValueError(f"line break in a line-protocol name: {text!r}")
+    for ch in specials:
+        if ch in text:
+            text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def escape_measurement(name: str) -> str:
+    if not name:
+        raise ValueError("empty measurement name")
+    return _escape(name, ", ")
+
+
+def escape_key(key: str) -> str:
+    """Tag keys, tag values and field keys: comma, equals sign and space are escaped."""
+    if not key:
+        raise ValueError("empty tag or field key/value")
+    return _escape(key, ",= ")
+
+
+escape_tag_value = escape_key
+
+
+def escape_string_field(value: str) -> str:
+    """A string field value, with its surrounding double quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_float(value: float) -> str:
+    """A float field: always written as a float (`35.0`, never `35` or `35i`)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"line protocol cannot carry {number!r}")
+    # repr is the shortest text that reads back as the same double: '35.0', '0.1', '1e+16'.
+    return repr(number)
+
+
+def _field_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return escape_string_field(value)
+    if isinstance(value, (int, float)):
+        return format_float(value)
+    raise TypeError(f"unsupported field value {value!r}")
+
+
+def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, object], time_ms: int) -> str:
+    """One point. Tags are sorted by key (InfluxDB's preferred order); fields keep the given order;
+    int and float field values are both written as floats."""
+    if not fields:
+        raise ValueError(f"a point needs at least one field ({measurement})")
+    parts = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        parts.append(f"{escape_key(key)}={escape_tag_value(tags[key])}")
+    head = ",".join(parts)
+    body = ",".join(f"{escape_key(k)}={_field_value(v)}" for k, v in fields.items())
+    return f"{head} {body} {int(time_ms)}"
+
+
+def reading_lines(site: str, node: str, record: Record) -> list[str]:
+    """One `reading` point per parameter of the record, at the record's sample time.
+    `value` is left out when the node sent null; `flag` is always there."""
+    lines = []
+    for param in sorted(record.readings):
+        reading = record.readings[param]
+        fields: dict[str, object] = {}
+        if reading.value is not None:
+            fields["value"] = float(reading.value)
+        fields["flag"] = reading.flag
+        lines.append(line("reading", {"site": site, "node": node, "param": param}, fields, record.ts))
+    return lines
+
+
+def records_lines(site: str, node: str, records: Iterable[Record]) -> list[str]:
+    out: list[str] = []
+    for record in records:
+        out.extend(reading_lines(site, node, record))
+    return out
+
+
+def node_line(
+    site: str, node: str, status: Status, receive_ms: int, clock_offset_ms: float | None = None
+) -> str:
+    """A `node` point at the time the gateway received the status."""
+    fields: dict[str, object] = {"online": status.state == "online"}
+    if status.fw is not None:
+        fields["fw"] = status.fw
+    for name in ("heap", "rssi", "queue"):
+        value = getattr(status, name)
+        if value is not None:
+            fields[name] = float(value)
+    if clock_offset_ms is not None:
+        fields["clock_offset_ms"] = float(clock_offset_ms)
+    return line("node", {"site": site, "node": node}, fields, receive_ms)
+
+
+def ingest_line(
+    site: str, node: str, *, lag_ms_last: float, lag_ms_max: float, records: int, time_ms: int
+) -> str:
+    """The gateway's view of one node over a reporting window: how late records arrived."""
+    fields = {"lag_ms_last": float(lag_ms_last), "lag_ms_max": float(lag_ms_max), "records": float(records)}
+    return line("ingest", {"site": site, "node": node}, fields, time_ms)
