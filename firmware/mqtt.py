@@ -224,7 +224,10 @@ class MQTTClient:
                 left = timeout_ms - ticks_diff(ticks_ms(), start)
                 if left <= 0:
                     raise MQTTTimeout("no PUBACK for packet id %d within %d ms" % (pid, timeout_ms))
-                ptype, body = self._read_packet(left)
+                try:
+                    ptype, body = self._read_packet(left)
+                except MQTTTimeout:
+                    raise MQTTTimeout("no PUBACK for packet id %d within %d ms" % (pid, timeout_ms))
                 if ptype == PUBACK and len(body) == 2 and ((body[0] << 8) | body[1]) == pid:
                     return pid
                 self._handle(ptype, body)

@@ -21,7 +21,7 @@ def format_number(v, f32=False):
         return "%d" % v
     if not _is_finite(v):
         return "null"
-    if f32:
+    if f32 and -3.4e38 < v < 3.4e38:  # scaled past float32 range: CPython's pack would raise
         struct.pack_into(">f", _F32, 0, v)
         target = struct.unpack(">f", _F32)[0]
         for p in (6, 7, 8, 9):
