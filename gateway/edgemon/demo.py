@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from .procutil import child_kwargs
 from .nodeproc import FirmwareProcess, cod_node_config
 from .simulator import AnalyzerSimulator, cod_profile
 from .stack import LocalStack
@@ -138,7 +139,7 @@ def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0
              "--mqtt-host", stack.mosquitto.host, "--mqtt-port", str(stack.mosquitto.port),
              "--mqtt-user", stack.gateway_user, "--influx-url", stack.influx.url,
              "--influx-db", stack.influx.database, "--state-dir", str(run_dir / "gateway")],
-            env=env, stdout=gw_log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env, stdout=gw_log, stderr=subprocess.STDOUT, **child_kwargs())
         for s in SITES:
             sim = AnalyzerSimulator(cod_profile(base=s.cod_base, amplitude=s.cod_amplitude,
                                                 period_s=period_s, word_order=s.word_order)).start()
@@ -163,6 +164,8 @@ def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0
         console.print("\n[bold]Ctrl-C: stopping everything…[/bold]")
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        summary["pids"] = [p.proc.pid for p in nodes.values() if p.proc] + \
+            [p.pid for p in (gateway, stack.mosquitto.proc, stack.influx.proc) if p]
         summary["heap_peak"] = {site: p.heap_peak for site, p in nodes.items()}
         for p in nodes.values():
             p.stop()

@@ -17,6 +17,8 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from .procutil import child_kwargs
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 DEFAULT_HEAP = "128k"
@@ -45,7 +47,7 @@ def cod_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqt
         "poll_s": poll_s,
         "state_dir": str(state_dir),
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "user": mqtt_user, "password": mqtt_password,
-                 "keepalive_s": 30},
+                 "keepalive": 30},
         "analyzers": [{
             "name": "cod",
             "transport": {"kind": "rtu_tcp", "host": "127.0.0.1", "port": analyzer_port},
@@ -77,7 +79,7 @@ class FirmwareProcess:
         cmd = [micropython_command(), "-X", f"heapsize={self.heapsize}", str(FIRMWARE_DIR / "main.py"),
                str(self.config_path)]
         self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, **child_kwargs())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self

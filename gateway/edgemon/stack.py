@@ -20,6 +20,8 @@ from pathlib import Path
 
 import requests
 
+from .procutil import child_kwargs
+
 log = logging.getLogger("edgemon.stack")
 
 # Debian package that provides each command we need.
@@ -199,7 +201,7 @@ class Mosquitto:
         self.write_config()
         self.proc = subprocess.Popen([cmds["mosquitto"], "-c", str(self.conf_path)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"),
-                                     start_new_session=True)
+                                     **child_kwargs())
 
         def answers():
             with socket.create_connection((self.host, self.port), timeout=0.5):
@@ -268,7 +270,7 @@ class InfluxDB:
         self.write_config(free_port())
         logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([cmds["influxd"], "run", "-config", str(self.conf_path)],
-                                     stdout=logf, stderr=logf, start_new_session=True)
+                                     stdout=logf, stderr=logf, **child_kwargs())
 
         def answers():
             return requests.get(self.url + "/ping", timeout=0.5).status_code == 204

@@ -57,7 +57,7 @@ def system(stack, tmp_path):
     cfg = cod_node_config(SITE, NODE, mqtt_port=stack.mqtt_port, mqtt_user=user, mqtt_password=password,
                           analyzer_port=sim.port, state_dir=tmp_path / "node", poll_s=POLL_S,
                           word_order="CDAB", timeout_ms=500)
-    cfg["mqtt"]["keepalive_s"] = 2  # so the broker publishes the last will within ~3 s of a power cut
+    cfg["mqtt"]["keepalive"] = 2  # so the broker publishes the last will within ~3 s of a power cut
     fw = FirmwareProcess(cfg, tmp_path / "node.json").start()
     try:
         yield {"db": db, "gw": gw, "sim": sim, "fw": fw}
@@ -65,6 +65,8 @@ def system(stack, tmp_path):
         fw.stop()
         sim.stop()
         gw.stop()
+        # pytest shows this only when the test failed: the node's own account of what happened.
+        print("firmware log tail:\n" + "\n".join(list(fw.lines)[-30:]))
 
 
 def readings(stack, db, since_ms: int) -> list[dict]:
