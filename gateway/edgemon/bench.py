@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -76,6 +77,7 @@ def e2e_latency(stack: LocalStack, work: Path, changes: int, poll_s: float) -> d
             time.sleep(0.1)
         for i in range(changes):
             value = 100.0 + i + 0.25
+            time.sleep(random.uniform(0, poll_s))  # change at a random phase of the poll cycle
             t_change = time.time()
             sim.set_value(value)
             while True:

@@ -225,7 +225,7 @@ def _parse_readings(value: Any, where: str) -> dict[str, Reading]:
         if "f" not in reading:
             raise ContractError(f"{here}.f: missing (expected one of {' '.join(FLAGS)})")
         flag = reading["f"]
-        if flag not in FLAGS or not isinstance(flag, str):
+        if not isinstance(flag, str) or flag not in FLAGS:
             shown = repr(flag) if isinstance(flag, str) else _type_name(flag)
             raise ContractError(f"{here}.f: unknown flag {shown} (expected one of {' '.join(FLAGS)})")
         readings[code] = Reading(number, flag)
@@ -234,7 +234,7 @@ def _parse_readings(value: Any, where: str) -> dict[str, Reading]:
 
 def _parse_record(obj: Any, where: str) -> Record:
     if not isinstance(obj, dict):
-        raise ContractError(f"{where or 'payload'}: expected a JSON object, got {_type_name(obj)}")
+        raise ContractError(f"{where.rstrip('.') or 'payload'}: expected a JSON object, got {_type_name(obj)}")
     ts = _parse_ts(obj.get("ts"), where)
     if "seq" not in obj:
         raise ContractError(f"{where}seq: missing (per-node record counter, a non-negative integer)")

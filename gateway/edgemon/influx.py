@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 import requests
-
-log = logging.getLogger(__name__)
 
 MAX_LINES_PER_REQUEST = 5000
 

@@ -1,0 +1,126 @@
+"""`edgemon gateway run` and `edgemon quarantine list|count`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+DEFAULT_STATE_DIR = "./run/gateway"
+
+state_dir_option = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
+    show_default=True, help="Gateway state folder (holds quarantine.jsonl).",
+)
+
+
+@click.group()
+def gateway():
+    """The MQTT -> InfluxDB gateway."""
+
+
+@gateway.command("run")
+@click.option("--mqtt-host", default="127.0.0.1", show_default=True)
+@click.option("--mqtt-port", type=int, default=1883, show_default=True)
+@click.option("--mqtt-user", default=None)
+@click.option("--mqtt-password", envvar="EDGEMON_MQTT_PASSWORD", default=None,
+              help="Or set EDGEMON_MQTT_PASSWORD.")
+@click.option("--influx-url", default="http://127.0.0.1:8086", show_default=True)
+@click.option("--influx-db", default="edge", show_default=True)
+@click.option("--influx-user", default=None)
+@click.option("--influx-password", envvar="EDGEMON_INFLUX_PASSWORD", default=None,
+              help="Or set EDGEMON_INFLUX_PASSWORD.")
+@click.option("--client-id", default="edgemon-gateway", show_default=True,
+              help="MQTT client id; also names the broker-side session.")
+@state_dir_option
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def run(mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url, influx_db, influx_user,
+        influx_password, client_id, state_dir, log_level):
+    """Ingest node data and status until SIGINT/SIGTERM, then stop cleanly and print the stats."""
+    from .ingest import Gateway, GatewayConfig, GatewayError
+    from .logsetup import setup_logging
+
+    setup_logging(log_level)
+    cfg = GatewayConfig(
+        mqtt_host=mqtt_host, mqtt_port=mqtt_port, mqtt_user=mqtt_user, mqtt_password=mqtt_password,
+        influx_url=influx_url, influx_db=influx_db, influx_user=influx_user,
+        influx_password=influx_password, state_dir=state_dir, client_id=client_id,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    gw = Gateway(cfg)
+    try:
+        try:
+            gw.start()
+        except GatewayError as exc:
+            raise click.ClickException(str(exc)) from exc
+        while not stop.wait(1.0):
+            pass
+    finally:
+        gw.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(json.dumps(gw.stats, indent=2, sort_keys=True))
+
+
+@click.group()
+def quarantine():
+    """Payloads the gateway refused, with the reason."""
+
+
+def _entries(state_dir: Path):
+    from . import quarantine as q
+
+    return list(q.read(state_dir / q.FILE_NAME))
+
+
+def _excerpt(entry: dict, width: int = 60) -> str:
+    text = entry.get("payload")
+    if text is None:
+        return f"<{entry.get('size', '?')} bytes, not UTF-8>"
+    text = text.replace("\n", " ")
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+@quarantine.command("list")
+@state_dir_option
+@click.option("--limit", type=int, default=20, show_default=True, help="Show the N newest entries (0: all).")
+def list_entries(state_dir: Path, limit: int):
+    """Show quarantined payloads, newest last."""
+    from rich.console import Console
+    from rich.table import Table
+
+    entries = _entries(state_dir)
+    shown = entries[-limit:] if limit > 0 else entries
+    table = Table(title=f"quarantine: {len(shown)} of {len(entries)} entries ({state_dir})")
+    for name in ("time", "topic", "reason", "payload"):
+        table.add_column(name, overflow="fold")
+    for e in shown:
+        when = datetime.fromtimestamp(e.get("received_ms", 0) / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(when, str(e.get("topic")), str(e.get("reason")), _excerpt(e))
+    Console().print(table)
+
+
+@quarantine.command("count")
+@state_dir_option
+def count_entries(state_dir: Path):
+    """Count quarantined payloads, in total and per site/node (or per topic when it was bad)."""
+    from .quarantine import where_from_topic
+
+    entries = _entries(state_dir)
+    counts = Counter(where_from_topic(str(e.get("topic"))) for e in entries)
+    click.echo(f"{len(entries)} quarantined")
+    for where, n in counts.most_common():
+        click.echo(f"{n:8d}  {where}")
