@@ -18,6 +18,15 @@ def _register():
 
     for cmd in (gateway, quarantine, stack, simulate, demo):
         main.add_command(cmd)
+    try:
+        from .alarm_cli import alarms, sms
+    except ImportError as exc:  # alarms must not take the rest of the CLI down
+        import logging
+
+        logging.getLogger(__name__).warning("alarm commands unavailable: %s", exc)
+    else:
+        main.add_command(sms)
+        main.add_command(alarms)
 
 
 _register()

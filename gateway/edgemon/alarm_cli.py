@@ -1,0 +1,99 @@
+"""`edgemon sms test` and `edgemon alarms check-config|list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+config_argument = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+
+
+def _load(config: Path):
+    from .alarms.config import load
+    from .alarms.rules.base import ConfigError
+
+    try:
+        return load(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def sms():
+    """SMS through the GSM modem."""
+
+
+@sms.command("test")
+@click.argument("number")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="alarms.toml (its [sms] port is the modem).")
+@click.option("--port", default=None, help="Use this serial port instead of the config's.")
+@click.option("--text", default="【测试】在线监测短信告警通道测试，收到请忽略。", show_default=True)
+def sms_test(number, config, port, text):
+    """Send a test message to NUMBER (e.g. +8613800000000) now, straight through the modem."""
+    from .sms.modem import Modem, ModemError
+    from .sms.pdu import PduError, encode_submit
+
+    cfg = _load(config)
+    port = port or cfg.sms.port
+    if not port:
+        raise click.ClickException(f"{config}: sms.port: missing (the modem's serial port)")
+    try:
+        pdus = encode_submit(number, text, ref=1)
+    except PduError as exc:
+        raise click.ClickException(str(exc)) from None
+    modem = Modem(port, cfg.sms.baud, command_timeout_s=cfg.sms.command_timeout_s,
+                  send_timeout_s=cfg.sms.send_timeout_s)
+    try:
+        modem.open()
+        health = modem.health()
+        click.echo(f"modem {port}: signal csq={health.csq} ({health.rssi_dbm} dBm), "
+                   f"registration {health.creg} ({'registered' if health.registered else 'NOT registered'})")
+        refs = [modem.send_pdu(p) for p in pdus]
+    except ModemError as exc:
+        raise click.ClickException(f"modem {port}: {exc}") from None
+    finally:
+        modem.close()
+    click.echo(f"sent to {number} in {len(pdus)} part(s), message reference(s) {', '.join(map(str, refs))}")
+
+
+@click.group()
+def alarms():
+    """Limits and alarms."""
+
+
+@alarms.command("check-config")
+@config_argument
+def check_config(config):
+    """Load alarms.toml and every limit profile it names; exit 1 naming the file and field at fault."""
+    cfg = _load(config)
+    for sc in cfg.sites.values():
+        roles = ", ".join(f"{r}: {len(p)}" for r, p in sc.roles.items()) or "no recipients"
+        click.echo(f"{sc.site.id} ({sc.site.name}): profile {sc.site.profile}, {len(sc.site.limits)} limits, "
+                   f"rules {', '.join(r.id for r in sc.rules)}; {roles}")
+    click.echo(f"{config}: OK ({len(cfg.sites)} sites, modem {cfg.sms.port or 'not configured'})")
+
+
+@alarms.command("list")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default="./run/gateway/alarms",
+              show_default=True, help="The alarm state folder (the gateway's state dir + /alarms).")
+def list_alarms(state_dir):
+    """Active alarms from the persisted state, and SMS still waiting in the outbox."""
+    from .alarms.messages import local_time
+    from .alarms.observer import read_state
+    from .sms.outbox import Outbox
+
+    mem = read_state(state_dir)
+    active = [(k, a) for k, a in sorted(mem["alarms"].items()) if a["phase"] in ("raised", "clearing")]
+    if not active:
+        click.echo("no active alarms")
+    for key, a in active:
+        site, node, param, rule = key.split("|")
+        click.echo(f"{site}/{node} {param} {rule}: since {local_time(a['start_ts'])} value {a.get('value')} "
+                   f"limit {a.get('limit')}{' (escalated)' if a.get('escalated') else ''}"
+                   f"{' (clearing)' if a['phase'] == 'clearing' else ''}")
+    pending = Outbox(state_dir).pending() if (Path(state_dir) / "sms_outbox.json").exists() else []
+    click.echo(f"{len(pending)} SMS waiting in the outbox")
+    for m in pending:
+        click.echo(f"  {m.to} attempts {m.attempts} last error {m.last_error or '-'}: {m.text}")
