@@ -1,7 +1,12 @@
-"""Modbus RTU master: one request/response exchange over a byte transport (serial or RTU-over-TCP).
-The transport does the I/O; this module owns framing, timeouts and reconnect-after-error."""
+"""Modbus master: request/response exchanges over a byte transport, RTU or Modbus TCP framing,
+with retries and per-caller health counters. The transport does the I/O; framing lives here."""
 from compat import ticks_ms, ticks_diff
-from modbus_rtu import build_read_request, parse_read_response, response_length
+from modbus_rtu import (ModbusException, FrameError, build_request, request_pdu, rtu_response_length,
+                        parse_rtu_response, parse_pdu)
+from modbus_tcp import MBAP_LEN, mbap_frame, parse_mbap_header
+
+# Indexes into a health list [ok, timeouts, crc (any bad frame), exceptions].
+OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS = 0, 1, 2, 3
 
 
 class ModbusTimeout(Exception):
@@ -13,28 +18,93 @@ class ModbusTimeout(Exception):
 
 class ModbusMaster:
     """Transport interface: send(bytes), recv_exact(n, timeout_ms)->bytes (raises ModbusTimeout
-    or OSError), flush_input(), close(). Transports connect lazily on the next send()."""
+    or OSError), flush_input(), close(), optional `framing` ("rtu" default, or "mbap").
+    Transports connect lazily on send(); a serial transport adds the wire time to the timeout."""
 
     def __init__(self, transport):
         self.transport = transport
+        self.mbap = getattr(transport, "framing", "rtu") == "mbap"
+        self.tid = 0
 
-    def read_registers(self, unit, fc, addr, count, timeout_ms):
-        req = build_read_request(unit, fc, addr, count)
-        t = self.transport
-        try:
-            # A late answer to an earlier timed-out request would be taken as this one's answer.
-            t.flush_input()
-            t.send(req)
-            start = ticks_ms()
-            header = t.recv_exact(3, timeout_ms)
-            rest_len = response_length(header, count) - 3
-            left = timeout_ms - ticks_diff(ticks_ms(), start)
-            rest = t.recv_exact(rest_len, left if left > 1 else 1)
-        except OSError:
-            # Socket/serial broken: drop it so the transport reconnects on the next request.
+    def read_registers(self, unit, fc, addr, count, timeout_ms, retries=0, health=None):
+        """FC03 (holding) or FC04 (input) registers -> list of 16-bit ints."""
+        if fc != 3 and fc != 4:
+            raise ValueError("fc must be 3 or 4")
+        return self.request(unit, fc, addr, count, timeout_ms, retries, health)
+
+    def read_bits(self, unit, fc, addr, count, timeout_ms, retries=0, health=None):
+        """FC01 (coils) or FC02 (discrete inputs) -> list of 0/1."""
+        if fc != 1 and fc != 2:
+            raise ValueError("fc must be 1 or 2")
+        return self.request(unit, fc, addr, count, timeout_ms, retries, health)
+
+    def write_coil(self, unit, addr, on, timeout_ms, retries=0, health=None):
+        return self.request(unit, 5, addr, bool(on), timeout_ms, retries, health)
+
+    def write_register(self, unit, addr, value, timeout_ms, retries=0, health=None):
+        return self.request(unit, 6, addr, value, timeout_ms, retries, health)
+
+    def write_registers(self, unit, addr, values, timeout_ms, retries=0, health=None):
+        return self.request(unit, 16, addr, values, timeout_ms, retries, health)
+
+    def request(self, unit, fc, addr, arg, timeout_ms, retries=0, health=None):
+        """One exchange, repeated up to `retries` times after a timeout or a bad frame (line noise);
+        an exception response is a clear answer and is never repeated. A broken link (OSError)
+        closes the transport, so it reconnects on the next request, and is not repeated either."""
+        attempt = 0
+        while True:
             try:
-                t.close()
-            except Exception:
-                pass
-            raise
-        return parse_read_response(unit, fc, count, header + rest)
+                r = self._once(unit, fc, addr, arg, timeout_ms)
+                if health is not None:
+                    health[OK] += 1
+                return r
+            except ModbusException:
+                if health is not None:
+                    health[EXCEPTIONS] += 1
+                raise
+            except FrameError:
+                if health is not None:
+                    health[BAD_FRAMES] += 1
+                if attempt >= retries:
+                    raise
+            except ModbusTimeout:
+                if health is not None:
+                    health[TIMEOUTS] += 1
+                if attempt >= retries:
+                    raise
+            except OSError:
+                if health is not None:
+                    health[TIMEOUTS] += 1
+                try:
+                    self.transport.close()
+                except Exception:
+                    pass
+                raise
+            attempt += 1
+
+    def _once(self, unit, fc, addr, arg, timeout_ms):
+        t = self.transport
+        # A late answer to an earlier timed-out request would be taken as this one's answer.
+        t.flush_input()
+        if self.mbap:
+            self.tid = (self.tid + 1) & 0xFFFF
+            req = mbap_frame(self.tid, unit, request_pdu(fc, addr, arg))
+        else:
+            if not (type(unit) is int and 1 <= unit <= 247):
+                raise ValueError("unit must be 1-247")
+            req = build_request(unit, fc, addr, arg)
+        t.send(req)
+        start = ticks_ms()
+        if self.mbap:
+            header = t.recv_exact(MBAP_LEN, timeout_ms)
+            n = parse_mbap_header(header, self.tid, unit)
+            body = t.recv_exact(n, self._left(start, timeout_ms))
+            return parse_pdu(fc, addr, arg, body, 0, n)
+        header = t.recv_exact(3, timeout_ms)
+        total = rtu_response_length(header, fc, arg)
+        rest = t.recv_exact(total - 3, self._left(start, timeout_ms))
+        return parse_rtu_response(unit, fc, addr, arg, header + rest)
+
+    def _left(self, start, timeout_ms):
+        left = timeout_ms - ticks_diff(ticks_ms(), start)
+        return left if left > 1 else 1

@@ -59,6 +59,31 @@ def cod_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqt
     }
 
 
+def profile_analyzer(name: str, profile: str, unit: int, port: int, *, framing: str = "rtu",
+                     timeout_ms: int = 500, **extra) -> dict:
+    """One analyzer entry of a node config: a firmware profile at a unit id on a simulated bus
+    (framing "rtu": Modbus RTU over TCP; "tcp": Modbus TCP). extra: poll_s, retries, override, status."""
+    kind = "rtu_tcp" if framing == "rtu" else "tcp"
+    a = {"name": name, "profile": profile, "unit": unit, "timeout_ms": timeout_ms,
+         "transport": {"kind": kind, "host": "127.0.0.1", "port": port}}
+    a.update(extra)
+    return a
+
+
+def profile_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqtt_password: str,
+                        analyzers: list[dict], state_dir: Path, poll_s: float = 5) -> dict:
+    """Node config for one node polling analyzers described by firmware profiles (profile_analyzer)."""
+    return {
+        "site": site,
+        "node": node,
+        "poll_s": poll_s,
+        "state_dir": str(state_dir),
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "user": mqtt_user, "password": mqtt_password,
+                 "keepalive": 30},
+        "analyzers": analyzers,
+    }
+
+
 class FirmwareProcess:
     """One firmware instance under the MicroPython unix port."""
 

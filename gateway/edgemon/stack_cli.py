@@ -34,15 +34,63 @@ def stack(run_dir: Path):
 @click.option("--word-order", type=click.Choice(["ABCD", "CDAB", "BADC", "DCBA"]), default="ABCD",
               show_default=True)
 @click.option("--fixed", type=float, default=None, help="Serve exactly this value instead of the waveform.")
-def simulate(port, unit, base, amplitude, period, word_order, fixed):
-    """Serve a simulated COD analyzer (Modbus RTU over TCP) until Ctrl-C."""
-    from .simulator import AnalyzerSimulator, cod_profile
+@click.option("--profile", "profiles", multiple=True, metavar="NAME[@UNIT]",
+              help="Serve an analyzer from firmware/profiles/NAME.json instead of the COD demo map; repeat for "
+                   "several analyzers on one bus (units --unit, --unit+1, ... unless given as NAME@UNIT).")
+@click.option("--framing", type=click.Choice(["rtu", "tcp"]), default="rtu", show_default=True,
+              help="With --profile: Modbus RTU over TCP (serial server) or Modbus TCP.")
+@click.option("--set", "sets", multiple=True, metavar="PARAM=VALUE", help="With --profile: serve this value.")
+@click.option("--status", default=None, metavar="FLAG", help="With --profile: serve the status meaning this "
+              "HJ 212 flag (N M C D T F), on every unit whose profile can say it.")
+@click.option("--list-profiles", is_flag=True, help="List the profiles and exit.")
+def simulate(port, unit, base, amplitude, period, word_order, fixed, profiles, framing, sets, status, list_profiles):
+    """Serve simulated analyzers (the COD demo map, or firmware profiles) until Ctrl-C."""
+    from .simulator import AnalyzerSimulator, cod_profile, profile_names
+
+    if list_profiles:
+        for name in profile_names():
+            click.echo(name)
+        return
+    if profiles:
+        _simulate_profiles(port, unit, profiles, framing, sets, status)
+        return
 
     sim = AnalyzerSimulator(cod_profile(base, amplitude, period_s=period, word_order=word_order),
                             port=port, unit=unit)
     sim.set_value(fixed)
     with sim:
         click.echo(f"COD analyzer, unit {unit}, Modbus RTU over TCP on 127.0.0.1:{sim.port} ({word_order})")
+        _wait_for_signal()
+
+
+def _simulate_profiles(port, first_unit, profiles, framing, sets, status):
+    from .simulator import BusSimulator, profile_names
+
+    bus = BusSimulator(port=port, framing=framing)
+    known = profile_names()
+    for i, spec in enumerate(profiles):
+        name, _, at = spec.partition("@")
+        if name not in known:
+            raise click.BadParameter(f"no profile {name!r}; profiles: {', '.join(known)}", param_hint="--profile")
+        bus.add(int(at) if at else first_unit + i, name)
+    for item in sets:
+        param, _, value = item.partition("=")
+        units = [u for u in bus.units.values() if param in u.values]
+        if not units or not value:
+            raise click.BadParameter(f"{item!r}: expected PARAM=VALUE for a value of the served profiles",
+                                     param_hint="--set")
+        for u in units:
+            bus.set_value(u.unit, param, float(value))
+    if status:
+        for u in bus.units.values():
+            if u.profile.get("status"):
+                bus.set_status(u.unit, status)
+    with bus:
+        kind = "Modbus RTU over TCP" if framing == "rtu" else "Modbus TCP"
+        click.echo(f"{kind} on 127.0.0.1:{bus.port}")
+        for u in bus.units.values():
+            click.echo(f"  unit {u.unit:3}  {u.profile_name:20} " +
+                       " ".join(f"{p}={v:g}" for p, v in u.values.items()))
         _wait_for_signal()
 
 

@@ -1,5 +1,5 @@
 import struct
-from decode import decode, encode, register_count
+from decode import decode, encode, register_count, bit_field
 from fakes import raises
 
 # 35.2f = 0x420CCCCD, -1.5f = 0xBFC00000
@@ -52,7 +52,34 @@ def test_int32_uint32_orders():
 
 
 def test_decode_errors_and_counts():
-    raises(ValueError, decode, [1, 2], "float64")
+    raises(ValueError, decode, [1, 2, 3], "float64")  # needs 4 registers
+    raises(ValueError, decode, [1, 2], "float16")
     raises(ValueError, decode, [1, 2], "float32", "ACBD")
     raises(ValueError, decode, [1], "float32")
     assert register_count("int16") == 1 and register_count("uint32") == 2
+
+
+def test_float64_all_orders():
+    # 123456.789 = 0x40FE240C9FBE76C9; the order letters describe each 32-bit half, the halves swap with the words.
+    wire = {"ABCD": [0x40FE, 0x240C, 0x9FBE, 0x76C9], "CDAB": [0x76C9, 0x9FBE, 0x240C, 0x40FE],
+            "BADC": [0xFE40, 0x0C24, 0xBE9F, 0xC976], "DCBA": [0xC976, 0xBE9F, 0x0C24, 0xFE40]}
+    for order in wire:
+        assert decode(wire[order], "float64", order) == 123456.789, order
+        assert encode(123456.789, "float64", order) == wire[order], order
+    assert decode([0, 0] + wire["ABCD"], "float64", "ABCD", 2) == 123456.789
+    assert register_count("float64") == 4
+
+
+def test_bit_field():
+    assert bit_field(0x0014, 2) == 1 and bit_field(0x0014, 3) == 0 and bit_field(0x0014, 4) == 1
+    assert bit_field(0xABCD, 4, 8) == 0xBC and bit_field(0x8000, 15) == 1
+
+
+def test_round_trip_every_type_and_order():
+    for typ, vals in (("int16", (-32768, -1, 0, 32767)), ("uint16", (0, 1, 65535)),
+                      ("int32", (-2147483648, -5, 2147483647)), ("uint32", (0, 4294967295)),
+                      ("float32", (0.0, -1.5, 1024.0)), ("float64", (-0.1, 1e300))):
+        for order in ("ABCD", "CDAB", "BADC", "DCBA"):
+            for v in vals:
+                regs = encode(v, typ, order)
+                assert len(regs) == register_count(typ) and decode(regs, typ, order) == v, (typ, order, v)

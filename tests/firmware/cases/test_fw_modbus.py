@@ -90,3 +90,151 @@ def test_master_errors():
     assert s.closed == 1  # transport dropped so it reconnects on the next request
     s.mode = "ok"
     assert m.read_registers(1, 3, 0, 1, 100) == [1]
+
+
+# ---- all function codes, Modbus TCP, timing, retries (issue 3) ----
+
+from modbus_rtu import (build_request, parse_rtu_response, rtu_frame, rtu_response_length, char_us, silent_us,
+                        gap_us, frame_ms)
+from modbus_tcp import mbap_frame, parse_mbap_header
+from modbus_master import OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS
+from modbus_fakes import FakeBus
+
+
+def _h(s):
+    return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
+
+
+def test_request_frames_match_the_spec_examples():
+    # The Modbus serial-line spec's classic examples (unit 0x11), CRC included.
+    assert build_request(0x11, 1, 0x13, 0x25) == _h("1101001300250E84")
+    assert build_request(0x11, 2, 0xC4, 0x16) == _h("110200C40016BAA9")
+    assert build_request(0x11, 4, 0x08, 1) == _h("110400080001B298")
+    assert build_request(0x11, 5, 0xAC, True) == _h("110500ACFF004E8B")
+    assert build_request(0x11, 6, 0x01, 3) == _h("1106000100039A9B")
+    assert build_request(0x11, 16, 0x01, [0x000A, 0x0102]) == _h("11100001000204000A0102C6F0")
+    assert build_request(1, 5, 0, False)[2:6] == b"\x00\x00\x00\x00"
+
+
+def test_request_argument_limits():
+    for args in ((1, 1, 0, 2001), (1, 2, 0, 0), (1, 6, 0, 65536), (1, 16, 0, []), (1, 16, 0, [0] * 124),
+                 (1, 16, 65535, [1, 2]), (1, 7, 0, 1), (0, 3, 0, 1), (1, 16, 0, [70000])):
+        raises(ValueError, build_request, *args)
+    assert len(build_request(1, 1, 0, 2000)) == 8 and len(build_request(1, 16, 0, [0] * 123)) == 255
+
+
+def test_parse_bits_and_write_echoes():
+    # Spec example: coils 20-56 of unit 0x11 -> CD 6B B2 0E 1B
+    frame = rtu_frame(0x11, _h("0105CD6BB20E1B"))
+    bits = parse_rtu_response(0x11, 1, 0x13, 0x25, frame)
+    assert len(bits) == 37 and bits[:8] == [1, 0, 1, 1, 0, 0, 1, 1] and bits[32:] == [1, 1, 0, 1, 1]
+    assert rtu_response_length(frame[:3], 1, 0x25) == len(frame) == 10
+    echo = _h("110500ACFF004E8B")
+    assert parse_rtu_response(0x11, 5, 0xAC, True, echo) is True
+    e = raises(FrameError, parse_rtu_response, 0x11, 5, 0xAC, False, echo)
+    assert "echo" in str(e)
+    assert parse_rtu_response(0x11, 16, 1, [10, 258], rtu_frame(0x11, _h("1000010002"))) is True
+    raises(FrameError, parse_rtu_response, 0x11, 16, 1, [10, 258, 3], rtu_frame(0x11, _h("1000010002")))
+    # A frame whose function code is neither ours nor our exception is rejected from its header.
+    raises(FrameError, rtu_response_length, b"\x11\x04\x02", 3, 1)
+
+
+def test_bad_frames_are_never_decoded():
+    good = bytearray(build_read_response(7, 3, [0x1234, 0x5678]))
+    for i in range(len(good)):  # any single corrupted byte: rejected, never returned as data
+        bad = bytearray(good)
+        bad[i] ^= 0x20
+        raises(FrameError, parse_read_response, 7, 3, 2, bytes(bad))
+    raises(FrameError, parse_read_response, 7, 3, 2, bytes(good[:-1]))
+    raises(FrameError, parse_read_response, 7, 3, 2, bytes(good) + b"\x00")
+
+
+def test_rtu_timing_from_baud_rate():
+    assert char_us(9600) == 1146 and char_us(9600, 10) == 1042
+    assert silent_us(9600) == 4011 and silent_us(19200) == 2006
+    assert silent_us(38400) == 1750 and silent_us(115200) == 1750  # fixed above 19200 baud
+    assert gap_us(9600) == 1719 and gap_us(57600) == 750
+    assert frame_ms(8, 9600) == 14  # 8 chars (9.2 ms) + 3.5 chars of silence (4.0 ms), rounded up
+    assert frame_ms(255, 115200) == 27
+
+
+def test_mbap_framing():
+    f = mbap_frame(0x1234, 9, request_pdu_bytes(3, 0x6B, 3))
+    assert f == _h("12340000000609") + _h("03006B0003")
+    assert parse_mbap_header(_h("12340000000909"), 0x1234, 9) == 8
+    assert "transaction" in str(raises(FrameError, parse_mbap_header, _h("12350000000909"), 0x1234, 9))
+    assert "protocol" in str(raises(FrameError, parse_mbap_header, _h("12340001000909"), 0x1234, 9))
+    assert "unit" in str(raises(FrameError, parse_mbap_header, _h("12340000000908"), 0x1234, 9))
+    raises(FrameError, parse_mbap_header, _h("12340000FFFF09"), 0x1234, 9)
+
+
+def request_pdu_bytes(fc, addr, arg):
+    from modbus_rtu import request_pdu
+    return bytes(request_pdu(fc, addr, arg))
+
+
+def _bus(framing):
+    bus = FakeBus(framing)
+    u = bus.unit(3)
+    u.set_regs(3, 100, [11, 22, 33])
+    u.set_regs(4, 7, [0xBEEF])
+    u.bits[1][5] = 1
+    u.bits[2][0] = 1
+    u.bits[2][9] = 1
+    return bus, u
+
+
+def test_master_every_function_code_both_framings():
+    for framing in ("rtu", "mbap"):
+        bus, u = _bus(framing)
+        m = ModbusMaster(bus)
+        assert m.read_registers(3, 3, 100, 3, 200) == [11, 22, 33]
+        assert m.read_registers(3, 4, 7, 1, 200) == [0xBEEF]
+        assert m.read_bits(3, 1, 4, 3, 200) == [0, 1, 0]
+        assert m.read_bits(3, 2, 0, 10, 200) == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        assert m.write_coil(3, 6, True, 200) is True and u.bits[1][6] == 1
+        assert m.write_register(3, 101, 0xABCD, 200) is True and u.regs[3][101] == 0xABCD
+        assert m.write_registers(3, 200, [1, 2, 3], 200) is True and u.regs[3][202] == 3
+        assert m.read_registers(3, 3, 200, 3, 200) == [1, 2, 3]
+        raises(ValueError, m.read_registers, 3, 1, 0, 1, 200)
+        raises(ValueError, m.read_bits, 3, 3, 0, 1, 200)
+    # Modbus TCP: every request a new transaction id, checked in the answer.
+    assert bus.sent[0][:2] == b"\x00\x01" and bus.sent[1][:2] == b"\x00\x02"
+
+
+def test_master_retries_and_health_counts():
+    for framing in ("rtu", "mbap"):
+        bus, u = _bus(framing)
+        m = ModbusMaster(bus)
+        h = [0, 0, 0, 0]
+        u.mode = "silent"
+        raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 50, 2, h)
+        assert u.asked == 3 and h == [0, 3, 0, 0]  # first try + 2 retries
+        u.mode = "exception"
+        assert raises(ModbusException, m.read_registers, 3, 3, 100, 1, 50, 2, h).code == 4
+        assert u.asked == 4 and h[EXCEPTIONS] == 1  # a clear answer: not repeated
+        u.mode = "wrong_unit"
+        raises(FrameError, m.read_registers, 3, 3, 100, 1, 50, 1, h)
+        assert h[BAD_FRAMES] == 2 and u.asked == 6
+        u.mode = "short"
+        raises((FrameError, ModbusTimeout), m.read_registers, 3, 3, 100, 2, 50, 0, h)
+        u.mode = "ok"
+        assert m.read_registers(3, 3, 100, 1, 50, 1, h) == [11]
+        assert h[OK] == 1 and h[TIMEOUTS] >= 3
+    bus, u = _bus("rtu")
+    m = ModbusMaster(bus)
+    h = [0, 0, 0, 0]
+    u.mode = "badcrc"
+    raises(FrameError, m.read_registers, 3, 3, 100, 1, 50, 1, h)
+    assert h == [0, 0, 2, 0]
+    u.mode = "oserror"
+    raises(OSError, m.read_registers, 3, 3, 100, 1, 50, 3, h)
+    assert u.asked == 3 and bus.closed == 1 and h[TIMEOUTS] == 1  # broken link: closed, not repeated
+
+
+def test_master_passes_its_own_timeout_to_the_transport():
+    bus, u = _bus("rtu")
+    m = ModbusMaster(bus)
+    u.mode = "silent"
+    raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 123, 1)
+    assert bus.waits == [123, 123]

@@ -1,0 +1,198 @@
+"""One analyzer on a Modbus link: plans block reads, decodes values, maps status to HJ 212 flags,
+counts its health, keeps its own poll period and backs off while it does not answer."""
+from compat import ticks_ms, ticks_diff, ticks_add
+from modbus_rtu import ModbusException, FrameError
+from modbus_master import ModbusTimeout
+from decode import decode, register_count, bit_field
+
+_STATUS = -1  # member index marking the status register inside a read block
+BACKOFF_FIRST_MS = 1000
+BACKOFF_CAP_MS = 60000
+FLAGS = "NFMSDCTB"
+_CODE, _BITS, _ASCII = 0, 1, 2
+_KINDS = {"code": _CODE, "bits": _BITS, "ascii_flag": _ASCII}
+_INF = float("inf")
+
+
+def _nregs(typ):
+    return 1 if typ == "bit" else register_count(typ)
+
+
+def plan_blocks(values, status, max_regs=125):
+    """Group value/status registers into as few read requests as possible: same fc, contiguous
+    (no gaps: unmapped registers would make the whole request fail), at most max_regs (2000 bits).
+    Returns [[fc, start, count, [(member, offset), ...]], ...]; member is a value index or -1."""
+    items = []
+    for i, v in enumerate(values):
+        items.append((v["fc"], v["addr"], _nregs(v["type"]), i))
+    if status is not None:
+        items.append((status["fc"], status["addr"], 1, _STATUS))
+    items.sort(key=lambda t: (t[0], t[1], t[3]))
+    blocks = []
+    cur = None
+    for fc, addr, n, member in items:
+        top = 2000 if fc <= 2 else max_regs
+        if (cur is not None and fc == cur[0] and addr <= cur[1] + cur[2]
+                and max(cur[1] + cur[2], addr + n) - cur[1] <= top):
+            cur[2] = max(cur[1] + cur[2], addr + n) - cur[1]
+        else:
+            cur = [fc, addr, n, []]
+            blocks.append(cur)
+        cur[3].append((member, addr - cur[1]))
+    return blocks
+
+
+def _scaling(scale):
+    # Divide by 10/100/1000 rather than multiply by 0.1/0.01: 735 / 100 is 7.35, 735 * 0.01 is not.
+    if scale != 1 and scale != 0:
+        inv = 1 / scale
+        r = int(inv + 0.5) if inv > 0 else int(inv - 0.5)
+        if r != 0 and abs(inv - r) < 1e-9 * abs(inv):
+            return 1, r
+    return scale, 1
+
+
+def status_flag(kind, reg, table, default):
+    """HJ 212 flag from a status register. code: table {value: flag}; bits: [(bit, flag), ...], first
+    set bit wins, none set -> N; ascii_flag: the register holds the letter(s), e.g. 0x004E -> N,
+    translated through table {"L": "T", ...}; HJ 212 letters pass as they are; anything else -> default."""
+    if kind == _CODE:
+        return table.get(reg, default)
+    if kind == _BITS:
+        for bit, flag in table:
+            if bit_field(reg, bit):
+                return flag
+        return "N"
+    hi = (reg >> 8) & 0xFF
+    lo = reg & 0xFF
+    text = (chr(hi) if hi else "") + (chr(lo) if lo else "")
+    f = table.get(text)
+    if f is not None:
+        return f
+    if len(text) == 1 and text in FLAGS:
+        return text
+    return default
+
+
+class Analyzer:
+    def __init__(self, cfg, master):
+        self.name = cfg["name"]
+        self.unit = cfg["unit"]
+        self.timeout_ms = int(cfg["timeout_ms"])  # read_registers() wants an int
+        self.retries = cfg.get("retries", 1)
+        self.poll_ms = int(cfg.get("poll_s", 0) * 1000)
+        self.master = master
+        values = cfg["values"]
+        # Tuples, not the config dicts: (param, fc, type, order, mul, div, offset, low, high).
+        self.vals = []
+        self.params = []
+        self.f32 = []  # params whose reported value is the analyzer's float32 itself (shortest text)
+        for v in values:
+            mul, div = _scaling(v["scale"])
+            r = v.get("range")
+            self.vals.append((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
+                              r[0] if r else None, r[1] if r else None))
+            self.params.append(v["param"])
+            if v["type"] == "float32" and v["scale"] == 1 and v["offset"] == 0:
+                self.f32.append(v["param"])
+        st = cfg.get("status")
+        self.st_kind = None
+        if st is not None:
+            self.st_kind = _KINDS[st.get("kind", "code")]
+            if self.st_kind == _BITS:
+                self.st_table = st["bits"]
+            else:
+                self.st_table = st["map"]
+            self.st_default = st.get("default", "D" if self.st_kind == _ASCII else "N")
+        self.blocks = plan_blocks(values, st, cfg.get("max_regs", 125))
+        self.health = [0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions
+        self.fails = 0  # polls in a row without any answer
+        self.last_error = None
+        now = ticks_ms()
+        self.next_due = now
+        self.resume = now  # while backing off: no request before this tick
+
+    def due(self, now, slack_ms=0):
+        return ticks_diff(now, self.next_due) >= -slack_ms
+
+    def schedule(self, now):
+        """Next poll one period after this one; a late poll does not make the next one early."""
+        self.next_due = ticks_add(self.next_due, self.poll_ms)
+        if ticks_diff(self.next_due, now) <= 0:
+            self.next_due = ticks_add(now, self.poll_ms)
+
+    def backing_off(self, now):
+        return self.fails > 0 and ticks_diff(now, self.resume) < 0
+
+    def sample(self, out, now=None):
+        """Fill out[param] = (value or None, flag) for every value of this analyzer. A dead analyzer
+        is asked again only after 1, 2, 4 ... 60 s; meanwhile its values are B without bus traffic."""
+        if now is None:
+            now = ticks_ms()
+        if self.backing_off(now):
+            self._all(out, "B")
+            return
+        vals = self.vals
+        got = [None] * len(vals)  # raw decoded value per value index, or None if its block failed
+        status = None
+        status_failed = False
+        # A known-dead analyzer gets one try, so it costs the others at most its own timeout.
+        retries = 0 if self.fails else self.retries
+        for fc, start, count, members in self.blocks:
+            try:
+                if fc <= 2:
+                    data = self.master.read_bits(self.unit, fc, start, count, self.timeout_ms, retries, self.health)
+                else:
+                    data = self.master.read_registers(self.unit, fc, start, count, self.timeout_ms, retries,
+                                                      self.health)
+            except (ModbusTimeout, OSError) as e:
+                # Silent analyzer (or link down): nothing else will answer either, stop here.
+                self.last_error = e
+                self.fails += 1
+                back = BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
+                self.resume = ticks_add(now, back if back < BACKOFF_CAP_MS else BACKOFF_CAP_MS)
+                self._all(out, "B")
+                return
+            except (ModbusException, FrameError) as e:
+                # It answered, but not with data: a device-side fault for those registers.
+                self.last_error = e
+                for member, off in members:
+                    if member == _STATUS:
+                        status_failed = True
+                continue
+            for member, off in members:
+                if member == _STATUS:
+                    status = data[off]
+                elif fc <= 2:
+                    got[member] = data[off]
+                else:
+                    v = vals[member]
+                    got[member] = decode(data, v[2], v[3], off)
+        self.fails = 0
+        flag = "N"
+        if self.st_kind is not None and status is not None:
+            flag = status_flag(self.st_kind, status, self.st_table, self.st_default)
+        for i in range(len(vals)):
+            param, fc, typ, order, mul, div, offset, low, high = vals[i]
+            x = got[i]
+            if x is None or status_failed or x != x or x == _INF or x == -_INF:
+                # No value, an impossible one, or no status word to vouch for it: D (fault).
+                out[param] = (None, "D")
+                continue
+            if div != 1:
+                x = x / div
+            elif mul != 1:
+                x = x * mul
+            if offset != 0:
+                x = x + offset
+            f = flag
+            if f == "N" and low is not None and (x < low or x > high):
+                f = "T"  # outside the analyzer's measuring range
+            out[param] = (x, f)
+
+    def _all(self, out, flag):
+        for p in self.params:
+            out[p] = (None, flag)
+
+    def health_json(self):
+        return '"%s":[%d,%d,%d,%d]' % (self.name, self.health[0], self.health[1], self.health[2], self.health[3])
