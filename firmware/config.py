@@ -2,16 +2,19 @@
 Errors name the exact field path and say how to fix it, for technicians on site."""
 import json
 
-ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
-TYPES = ("float32", "int16", "uint16", "int32", "uint32")
 FLAGS = "NFMSDCTB"
 
-_TOP = ("site", "node", "poll_s", "mqtt", "analyzers", "state_dir", "status_s", "outbox_max")
+_TOP = ("site", "node", "poll_s", "mqtt", "analyzers", "state_dir", "status_s", "outbox_max", "profiles_dir",
+        "key", "queue", "wifi", "ntp", "watchdog_s")
+_QUEUE = ("max_kb", "segment_kb", "batch_max", "batch_bytes")
+_WIFI = ("ssid", "password")
+_NTP = ("host", "sync_s")
 _MQTT = ("host", "port", "user", "password", "keepalive", "client_id", "timeout_ms", "clean_session")
-_ANALYZER = ("name", "transport", "unit", "timeout_ms", "values", "status")
-_TRANSPORT = ("kind", "host", "port")
-_VALUE = ("param", "fc", "addr", "type", "order", "scale", "offset")
-_STATUS = ("fc", "addr", "flags")
+_ANALYZER = ("name", "transport", "unit", "timeout_ms", "values", "status", "profile", "override", "poll_s",
+             "retries")
+TRANSPORTS = ("rtu_tcp", "tcp", "rtu")
+_TCP = ("kind", "host", "port")
+_UART = ("kind", "uart", "baud", "parity", "stop", "tx", "rx", "de")
 
 
 class ConfigError(Exception):
@@ -129,8 +132,15 @@ def _pos_num(d, key, path, default=None):
     return v
 
 
-def validate_config(cfg):
-    """Returns cfg (modified in place) with defaults filled; raises ConfigError on the first problem."""
+def default_profiles_dir():
+    """profiles/ beside this module (on the board: /profiles)."""
+    f = globals().get("__file__") or ""
+    return (f.rsplit("/", 1)[0] if "/" in f else ".") + "/profiles"
+
+
+def validate_config(cfg, profiles_dir=None):
+    """Returns cfg (modified in place) with defaults filled; raises ConfigError on the first problem.
+    Analyzers naming a "profile" get its values/status from <profiles_dir>/<profile>.json."""
     _obj(cfg, "(top level)")
     _known(cfg, _TOP, "")
     for key in ("site", "node"):
@@ -141,6 +151,7 @@ def validate_config(cfg):
     _pos_num(cfg, "status_s", "", 60)
     _int_range(cfg, "outbox_max", "", 1, 10000, 100)
     _str(cfg, "state_dir", "", "state", optional=True)
+    _validate_uplink(cfg)
 
     m = _obj(_req(cfg, "mqtt", ""), "mqtt")
     _known(m, _MQTT, "mqtt")
@@ -162,88 +173,115 @@ def validate_config(cfg):
     ans = _req(cfg, "analyzers", "")
     if not isinstance(ans, list) or not ans:
         raise ConfigError("analyzers", "must be a non-empty list of analyzers [{...}]")
+    _str(cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), optional=True)
     params = {}
+    cache = {}  # profile name -> validated profile: each file is read once however many analyzers use it
     for i, a in enumerate(ans):
-        _validate_analyzer(a, "analyzers[%d]" % i, params)
+        _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache)
+    import sys
+    sys.modules.pop("analyzer_profile", None)  # needed only to validate: let its bytecode be freed
     return cfg
 
 
-def _validate_analyzer(a, path, params):
+def _validate_analyzer(a, path, params, cfg, cache):
+    from analyzer_profile import apply_profile, check_value, check_status  # here: it imports this module
     _obj(a, path)
     _known(a, _ANALYZER, path)
     name = _req(a, "name", path)
     if not is_identifier(name):
         raise ConfigError(path + ".name", "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(name))
-    t = _obj(_req(a, "transport", path), path + ".transport")
-    tp = path + ".transport"
-    _known(t, _TRANSPORT, tp)
-    kind = _req(t, "kind", tp)
-    if kind != "rtu_tcp":
-        raise ConfigError(tp + ".kind", 'must be "rtu_tcp" (Modbus RTU over TCP; the only kind supported so far), got %s'
-                          % _show(kind))
-    _str(t, "host", tp)
-    _int_range(t, "port", tp, 1, 65535)
+    _validate_transport(_obj(_req(a, "transport", path), path + ".transport"), path + ".transport")
     _int_range(a, "unit", path, 1, 247)
     _pos_num(a, "timeout_ms", path, 1000)
+    _int_range(a, "retries", path, 0, 5, 1)
+    _pos_num(a, "poll_s", path, cfg["poll_s"])
 
-    vals = _req(a, "values", path)
-    if not isinstance(vals, list) or not vals:
-        raise ConfigError(path + ".values", "must be a non-empty list of values [{...}]")
-    for j, v in enumerate(vals):
-        vp = "%s.values[%d]" % (path, j)
-        _obj(v, vp)
-        _known(v, _VALUE, vp)
-        param = _req(v, "param", vp)
-        if not is_param_code(param):
-            raise ConfigError(vp + ".param", "must be an HJ 212 code: one lowercase letter and 5 digits, e.g. w01018; got %s"
-                              % _show(param))
-        if param in params:
-            raise ConfigError(vp + ".param", "%s is already read at %s; each parameter once per node" % (param, params[param]))
-        params[param] = vp
-        _fc(v, vp)
-        _int_range(v, "addr", vp, 0, 65535)
-        typ = _req(v, "type", vp)
-        if typ not in TYPES:
-            raise ConfigError(vp + ".type", "must be one of " + ", ".join(TYPES) + "; got %s" % _show(typ))
-        n = 1 if typ in ("int16", "uint16") else 2
-        if v["addr"] + n > 65536:
-            raise ConfigError(vp + ".addr", "value runs past register 65535")
-        if "order" not in v:
-            v["order"] = "ABCD"
-        elif v["order"] not in ORDERS:
-            raise ConfigError(vp + ".order", "must be one of " + ", ".join(ORDERS) + "; got %s" % _show(v["order"]))
-        for key, dflt in (("scale", 1), ("offset", 0)):
-            if key not in v:
-                v[key] = dflt
-            elif not _is_num(v[key]):
-                raise ConfigError(vp + "." + key, "must be a number, got %s" % _show(v[key]))
-
-    if "status" in a and a["status"] is not None:
-        sp = path + ".status"
-        s = _obj(a["status"], sp)
-        _known(s, _STATUS, sp)
-        _fc(s, sp)
-        _int_range(s, "addr", sp, 0, 65535)
-        fl = _obj(_req(s, "flags", sp), sp + ".flags")
-        for k in sorted(fl.keys()):
-            kp = "%s.flags.%s" % (sp, k)
-            if not (isinstance(k, str) and k.isdigit() and len(k) <= 5 and int(k) <= 65535):
-                raise ConfigError(kp, "key must be a register value written as a decimal string 0-65535, e.g. \"1\"")
-            f = fl[k]
-            if not (isinstance(f, str) and len(f) == 1 and f in FLAGS):
-                raise ConfigError(kp, "must be one HJ 212 flag letter of N F M S D C T B; got %s" % _show(f))
+    if ("profile" in a) == ("values" in a):
+        raise ConfigError(path + ".profile", 'give either "profile": "<name>" (a file in %s) or an inline '
+                          '"values": [...] list' % cfg["profiles_dir"])
+    if "profile" in a:
+        apply_profile(a, path, cfg["profiles_dir"], cache)
     else:
-        a["status"] = None
+        if "override" in a:
+            raise ConfigError(path + ".override", "only with a profile; edit the inline values instead")
+        vals = a["values"]
+        if not isinstance(vals, list) or not vals:
+            raise ConfigError(path + ".values", "must be a non-empty list of values [{...}]")
+        for j, v in enumerate(vals):
+            check_value(v, "%s.values[%d]" % (path, j))
+        st = a.get("status")
+        a["status"] = None if st is None else check_status(st, path + ".status")
+        a["max_regs"] = 125
+    for j, v in enumerate(a["values"]):
+        if v["param"] in params:
+            raise ConfigError("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
+                              % (v["param"], params[v["param"]]))
+        params[v["param"]] = "%s.values[%d]" % (path, j)
 
 
-def _fc(d, path):
-    if "fc" not in d:
-        d["fc"] = 3
-    elif d["fc"] != 3 and d["fc"] != 4 or not _is_int(d["fc"]):
-        raise ConfigError(path + ".fc", "must be 3 (holding registers) or 4 (input registers); got %s" % _show(d["fc"]))
+def _validate_transport(t, tp):
+    kind = _req(t, "kind", tp)
+    if kind not in TRANSPORTS:
+        raise ConfigError(tp + ".kind", 'must be "rtu_tcp" (Modbus RTU over TCP, serial servers), "tcp" (Modbus TCP) '
+                          'or "rtu" (RS-485 UART on the board); got %s' % _show(kind))
+    if kind != "rtu":
+        _known(t, _TCP, tp)
+        _str(t, "host", tp)
+        _int_range(t, "port", tp, 1, 65535)
+        return
+    _known(t, _UART, tp)
+    _int_range(t, "uart", tp, 0, 2)
+    _int_range(t, "baud", tp, 1200, 115200, 9600)
+    if t.setdefault("parity", "N") not in ("N", "E", "O"):
+        raise ConfigError(tp + ".parity", 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)')
+    _int_range(t, "stop", tp, 1, 2, 1)
+    for pin in ("tx", "rx", "de"):
+        if t.get(pin) is not None:
+            _int_range(t, pin, tp, 0, 48)
 
 
-def load_config(path):
+def _validate_uplink(cfg):
+    """key (HMAC), queue (flash store-and-forward), wifi, ntp, watchdog_s: defaults filled in."""
+    k = cfg.get("key")
+    if k is not None:
+        ok = isinstance(k, str) and len(k) % 2 == 0 and 32 <= len(k) <= 128
+        if ok:
+            for ch in k:
+                if ch not in "0123456789abcdefABCDEF":
+                    ok = False
+                    break
+        if not ok:
+            raise ConfigError("key", "must be the node's HMAC-SHA256 key as hex: 32-128 hex digits (16-64 bytes), "
+                              "the same value as the gateway's keys file; got %s"
+                              % ("%d characters" % len(k) if isinstance(k, str) else _show(k)))
+    q = cfg.get("queue")
+    if q is None:
+        q = cfg["queue"] = {}
+    _obj(q, "queue")
+    _known(q, _QUEUE, "queue")
+    seg = _int_range(q, "segment_kb", "queue", 1, 256, 32)
+    mx = _int_range(q, "max_kb", "queue", 2, 65536, 1536)
+    if mx < 2 * seg:
+        raise ConfigError("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d" % (2 * seg, mx))
+    _int_range(q, "batch_max", "queue", 1, 500, 50)
+    _int_range(q, "batch_bytes", "queue", 256, 65536, 4096)
+    w = cfg.get("wifi")
+    if w is not None:
+        _obj(w, "wifi")
+        _known(w, _WIFI, "wifi")
+        _str(w, "ssid", "wifi")
+        _str(w, "password", "wifi", optional=True)
+    n = cfg.get("ntp")
+    if n is None:
+        n = cfg["ntp"] = {}
+    _obj(n, "ntp")
+    _known(n, _NTP, "ntp")
+    _str(n, "host", "ntp", "pool.ntp.org", optional=True)
+    _int_range(n, "sync_s", "ntp", 60, 604800, 3600)
+    _int_range(cfg, "watchdog_s", "", 0, 3600, 120)
+
+
+def load_config(path, profiles_dir=None):
     """Read and validate a JSON config file. Unreadable or non-JSON files raise ConfigError too."""
     try:
         with open(path) as f:
@@ -254,4 +292,4 @@ def load_config(path):
         cfg = json.loads(text)
     except ValueError as e:
         raise ConfigError(path, "not valid JSON (%s)" % e)
-    return validate_config(cfg)
+    return validate_config(cfg, profiles_dir)

@@ -98,20 +98,25 @@ def build_connect(client_id, keepalive=60, user=None, password=None, clean_sessi
     return bytes([CONNECT]) + encode_remaining_length(len(body)) + body
 
 
-def build_publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
-    if isinstance(payload, str):
-        payload = payload.encode()
+def build_publish_header(topic, payload_len, qos=0, retain=False, pid=0, dup=False):
+    """Everything of a PUBLISH packet before its payload."""
     hdr = PUBLISH | (qos << 1)
     if retain:
         hdr |= 1
     if dup:
         hdr |= 0x08
     t = _utf8(topic)
-    n = len(t) + len(payload) + (2 if qos else 0)
+    n = len(t) + payload_len + (2 if qos else 0)
     out = bytes([hdr]) + encode_remaining_length(n) + t
     if qos:
         out += struct.pack(">H", pid)
-    return out + payload
+    return out
+
+
+def build_publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return build_publish_header(topic, len(payload), qos, retain, pid, dup) + payload
 
 
 def build_puback(pid):
@@ -208,7 +213,8 @@ class MQTTClient:
         return self._pid
 
     def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
-        """QoS 1 returns once the matching PUBACK arrives; raises MQTTTimeout otherwise.
+        """payload: bytes, or a list of bytes sent back to back. QoS 1 returns once the matching
+        PUBACK arrives; raises MQTTTimeout otherwise.
         Any error leaves the client closed, so the caller reconnects and resends (at-least-once)."""
         if self.sock is None:
             raise MQTTError("not connected")
@@ -216,7 +222,16 @@ class MQTTClient:
             timeout_ms = self.timeout_ms
         pid = self._next_pid() if qos else 0
         try:
-            self._send(build_publish(topic, payload, qos, retain, pid))
+            if isinstance(payload, list):
+                # Sent piece by piece: a replay batch never needs one large contiguous block.
+                n = 0
+                for p in payload:
+                    n += len(p)
+                self._send(build_publish_header(topic, n, qos, retain, pid))
+                for p in payload:
+                    self._send(p)
+            else:
+                self._send(build_publish(topic, payload, qos, retain, pid))
             if not qos:
                 return 0
             start = ticks_ms()

@@ -1,95 +1,16 @@
-"""The node's job: poll analyzers every poll_s, build records with a persistent seq, publish them
-over MQTT (QoS 1) with a bounded outbox, retained status, backoff, and a loop that never dies."""
-from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free, rand_below
-from modbus_rtu import ModbusException, FrameError
-from modbus_master import ModbusMaster, ModbusTimeout
-from decode import decode, register_count
-from record import build_record, build_status, format_number, OFFLINE
-from seqstore import SeqStore
-from outbox import Outbox
+"""The node's job: poll analyzers every poll_s, store each record on flash first, publish it over
+MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
+from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
+from analyzer import Analyzer, plan_blocks  # noqa: F401 (plan_blocks re-exported for old imports)
+from modbus_master import ModbusMaster
+from record import build_record_rows, build_event, build_status, format_number, sign, OFFLINE
+from record import append_member
+from flashqueue import FlashQueue
+from backoff import Backoff
 from mqtt import MQTTClient
 
 BACKOFF_MIN_MS = 1000
 BACKOFF_CAP_MS = 30000
-_STATUS = -1  # member index marking the status register inside a read block
-
-
-def plan_blocks(values, status, max_regs=125):
-    """Group value/status registers into as few read requests as possible: same fc, contiguous
-    (no gaps: unmapped registers would make the whole request fail), at most max_regs.
-    Returns [[fc, start, count, [(member, offset), ...]], ...]; member is a value index or -1."""
-    items = []
-    for i, v in enumerate(values):
-        items.append((v["fc"], v["addr"], register_count(v["type"]), i))
-    if status is not None:
-        items.append((status["fc"], status["addr"], 1, _STATUS))
-    items.sort(key=lambda t: (t[0], t[1], t[3]))
-    blocks = []
-    cur = None
-    for fc, addr, n, member in items:
-        if (cur is not None and fc == cur[0] and addr <= cur[1] + cur[2]
-                and max(cur[1] + cur[2], addr + n) - cur[1] <= max_regs):
-            cur[2] = max(cur[1] + cur[2], addr + n) - cur[1]
-        else:
-            cur = [fc, addr, n, []]
-            blocks.append(cur)
-        cur[3].append((member, addr - cur[1]))
-    return blocks
-
-
-class Analyzer:
-    def __init__(self, cfg, transport):
-        self.name = cfg["name"]
-        self.unit = cfg["unit"]
-        self.timeout_ms = int(cfg["timeout_ms"])  # poll() wants an int
-        self.values = cfg["values"]
-        self.master = ModbusMaster(transport)
-        st = cfg.get("status")
-        self.flag_map = {}
-        if st is not None:
-            for k in st["flags"]:
-                self.flag_map[int(k)] = st["flags"][k]
-        self.blocks = plan_blocks(self.values, st)
-        self.last_error = None
-
-    def sample(self, out):
-        """Fill out[param] = (value, flag) for every value of this analyzer."""
-        vals = self.values
-        got = [None] * len(vals)  # decoded value per value index, or None if its block failed
-        status = None
-        status_failed = False
-        for fc, start, count, members in self.blocks:
-            try:
-                regs = self.master.read_registers(self.unit, fc, start, count, self.timeout_ms)
-            except (ModbusTimeout, OSError) as e:
-                # Silent analyzer (or link down): nothing else will answer either, stop here.
-                self.last_error = e
-                for v in vals:
-                    out[v["param"]] = (None, "B")
-                return
-            except (ModbusException, FrameError) as e:
-                # It answered, but not with data: a device-side fault for those registers.
-                self.last_error = e
-                for member, off in members:
-                    if member == _STATUS:
-                        status_failed = True
-                continue
-            for member, off in members:
-                if member == _STATUS:
-                    status = regs[off]
-                else:
-                    v = vals[member]
-                    got[member] = (decode(regs, v["type"], v["order"], off),)
-        for i, v in enumerate(vals):
-            g = got[i]
-            if g is None or status_failed:
-                # Without the status word we cannot claim the value is normal: D (fault).
-                out[v["param"]] = (None, "D")
-                continue
-            x = g[0]
-            if v["scale"] != 1 or v["offset"] != 0:
-                x = x * v["scale"] + v["offset"]
-            out[v["param"]] = (x, self.flag_map.get(status, "N") if status is not None else "N")
 
 
 class Node:
@@ -107,45 +28,88 @@ class Node:
         self.analyzers = []
         self.params = []  # config order: the order readings appear in records and log lines
         self.f32 = {}
+        masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
         for acfg in config["analyzers"]:
-            self.analyzers.append(Analyzer(acfg, hw.make_transport(acfg["transport"])))
-            for v in acfg["values"]:
-                self.params.append(v["param"])
-                if v["type"] == "float32":
-                    self.f32[v["param"]] = True
-        self.seq = SeqStore(hw.state_dir)
-        self.outbox = Outbox(config.get("outbox_max", 100))
+            t = acfg["transport"]
+            key = "%s|%s|%s|%s" % (t["kind"], t.get("host"), t.get("port"), t.get("uart"))
+            if key not in masters:
+                masters[key] = ModbusMaster(hw.make_transport(t))
+            a = Analyzer(acfg, masters[key])
+            self.analyzers.append(a)
+            self.params.extend(a.params)
+            for p in a.f32:
+                self.f32[p] = True
+        self.event_topic = base + "event"
+        self.f32s = [p in self.f32 for p in self.params]
+        self.mac = None
+        if config.get("key"):
+            from binascii import unhexlify
+            from hmac_sha256 import HmacSha256
+            self.mac = HmacSha256(unhexlify(config["key"]))
+        q = config.get("queue") or {}
+        self.queue = FlashQueue(hw.state_dir, int(q.get("max_kb", 1536)) * 1024, int(q.get("segment_kb", 32)) * 1024,
+                                log=log)
+        self.batch_max = int(q.get("batch_max", 50))
+        self.batch_bytes = int(q.get("batch_bytes", 4096))
+        self._rec_len = 60 * len(self.params)  # running estimate of one record's JSON size
         m = config["mqtt"]
         self.mqtt = mqtt_client or MQTTClient(
             m.get("client_id") or site + "-" + node, m["host"], m.get("port", 1883),
             m.get("user"), m.get("password"), m.get("keepalive", 60), m.get("clean_session", True),
-            will=(self.status_topic, OFFLINE, 1, True), timeout_ms=int(m.get("timeout_ms", 5000)),
+            will=(self.status_topic, sign(OFFLINE, self.mac), 1, True), timeout_ms=int(m.get("timeout_ms", 5000)),
             socket_factory=getattr(hw, "mqtt_socket_factory", None))
         self.cycles = 0
         self.errors = 0
         self.sent = 0
         self.heap_peak = 0
         self.sample_ts = 0
+        if self.queue.last_seq == 0:
+            self._adopt_legacy_seq(hw.state_dir)
+        self.seq = self.queue.last_seq  # seq of the newest stored record
         self._boot = ticks_ms()
-        self._backoff = 0
-        self._next_retry = self._boot
+        self.mqtt_backoff = Backoff(BACKOFF_MIN_MS, BACKOFF_CAP_MS)
+        self.net_backoff = Backoff(4000, 60000)  # joining WiFi takes seconds: do not restart it sooner
+        self.ntp_backoff = Backoff(5000, 600000)
         self._status_due = True
         self._last_status = self._boot
+        self._dropped_told = 0  # queue.dropped already reported in an event
+        self._boot_event = True
+
+    def _adopt_legacy_seq(self, state_dir):
+        # Firmware 0.1 kept seq in <state_dir>/seq: continue from it so the gateway sees no reset.
+        try:
+            with open(state_dir + "/seq") as f:
+                t = f.read().strip()
+        except OSError:
+            return
+        if t.isdigit():
+            self.queue.continue_from(int(t))
 
     # ---- sampling ----
 
     def sample(self):
-        """Poll every analyzer once; returns {param: (value or None, flag)}. Sets sample_ts."""
+        """Poll every analyzer that is due (each has its own poll_s); returns {param: (value or None,
+        flag)} for their values only. Sets sample_ts."""
         self.sample_ts = self.hw.clock.now_ms()  # sample start, not send time
         readings = {}
         for a in self.analyzers:
+            now = ticks_ms()
+            # One on the node's own period (the default) is polled every cycle; a slower one when due,
+            # with half a node period of slack so timing jitter does not cost it a whole cycle.
+            if a.poll_ms > self.poll_ms and not a.due(now, self.poll_ms // 2):
+                continue
+            a.schedule(now)
             try:
-                a.sample(readings)
+                a.sample(readings, now)
             except Exception as e:  # a decoding bug must not cost the other analyzers' data
                 self._error("sample " + a.name, e)
-                for v in a.values:
-                    readings[v["param"]] = (None, "D")
+                for p in a.params:
+                    readings[p] = (None, "D")
         return readings
+
+    def analyzer_health(self):
+        """Status member "an": {"<analyzer>": [answers, timeouts, bad frames, exceptions], ...}."""
+        return "{" + ",".join([a.health_json() for a in self.analyzers]) + "}"
 
     # ---- one cycle ----
 
@@ -159,65 +123,169 @@ class Node:
         self._mark()
         readings = self.sample()
         self._mark()
-        ordered = [(p, readings[p][0], readings[p][1]) for p in self.params]
-        seq = self.seq.next()
-        rec = build_record(self.sample_ts, seq, self.hw.clock.clk, ordered, self.f32)
-        self.outbox.push(rec)
+        self.store(readings)
         self._mark()
-        self.service_link()
+        self.service_link(0)
         self._mark()
-        line = ["cycle seq=%d" % seq]
-        for p, v, f in ordered:
+        line = ["cycle seq=%d" % self.seq]
+        for p in self.params:
+            v, f = readings[p]
             line.append("%s=%s/%s" % (p, format_number(v, p in self.f32), f))
         line.append("heap_peak=%d queue=%d dropped=%d mqtt=%s"
-                    % (self.heap_peak, len(self.outbox), self.outbox.dropped,
+                    % (self.heap_peak, len(self.queue), self.queue.dropped,
                        "up" if self.mqtt.connected else "down"))
         self.log(" ".join(line))
         return readings
 
-    # ---- MQTT link ----
+    def store(self, readings):
+        """Append the record to the flash queue (before any publish); returns its seq."""
+        vals = []
+        flags = []
+        for p in self.params:
+            r = readings[p]
+            vals.append(r[0])
+            flags.append(r[1])
+        before = self.queue.dropped
+        self.seq = self.queue.append(self.sample_ts, self.hw.clock.clk, self.params, vals, flags, self.f32s)
+        if self.queue.dropped != before:
+            self.log("queue full: %d oldest record(s) dropped (total %d)" % (self.queue.dropped - before,
+                                                                            self.queue.dropped))
+        return self.seq
+
+    # ---- uplink: network, clock, MQTT, queue drain ----
 
     def status_payload(self):
-        return build_status(ticks_diff(ticks_ms(), self._boot) // 1000, mem_free(), self.heap_peak,
-                            len(self.outbox), self.hw.clock.clk, self.hw.rssi(), self.outbox.dropped,
-                            self.errors)
+        st = build_status(ticks_diff(ticks_ms(), self._boot) // 1000, mem_free(), self.heap_peak,
+                          len(self.queue), self.hw.clock.clk, self.hw.rssi(), self.queue.dropped,
+                          self.errors)
+        return append_member(st, "an", self.analyzer_health())  # per-analyzer Modbus health
 
-    def service_link(self):
-        """Connect when due (backoff), keep the link alive, publish status when due, flush outbox."""
-        now = ticks_ms()
+    def _feed(self):
+        f = getattr(self.hw, "feed_watchdog", None)
+        if f is not None:
+            f()
+
+    def _network(self):
+        """True when the network is up; otherwise (re)starts joining it, paced by backoff."""
+        hw = self.hw
+        up = getattr(hw, "network_up", None)
+        if up is None or up():
+            if self.net_backoff.failures:
+                self.net_backoff.succeeded()
+            return True
+        if self.net_backoff.ready():
+            self.net_backoff.failed()  # the next attempt waits unless the network comes up first
+            try:
+                hw.connect_network()
+            except Exception as e:
+                self._error("network", e)
+        return False
+
+    def _sync_clock(self):
+        c = self.hw.clock
+        due = getattr(c, "sync_due", None)
+        if due is None or not due() or not self.ntp_backoff.ready():
+            return
+        try:
+            c.sync()
+            self.ntp_backoff.succeeded()
+        except Exception as e:
+            self.ntp_backoff.failed()
+            self._error("ntp", e)
+
+    def service_link(self, budget_ms=0):
+        """Network, clock, MQTT connect (backoff), status and events when due, then publish queued
+        records oldest first for up to budget_ms (at least one publish per call)."""
+        if not self._network():
+            return
+        self._sync_clock()
         m = self.mqtt
         if not m.connected:
-            if ticks_diff(now, self._next_retry) < 0:
+            if not self.mqtt_backoff.ready():
                 return
             try:
                 m.connect()
             except Exception as e:
                 self._link_failed("connect", e)
                 return
-            self._backoff = 0
+            self.mqtt_backoff.succeeded()
             self._status_due = True  # fresh session: announce online (retained) at once
         try:
             m.maintain()
-            while len(self.outbox):
-                m.publish(self.data_topic, self.outbox.peek(), 1, False)
-                self.outbox.pop()  # only after PUBACK: at-least-once
-                self.sent += 1
+            now = ticks_ms()
             if self._status_due or ticks_diff(now, self._last_status) >= self.status_ms:
-                m.publish(self.status_topic, self.status_payload(), 1, True)
+                m.publish(self.status_topic, sign(self.status_payload(), self.mac), 1, True)
                 self._status_due = False
                 self._last_status = now
+            self._events()
+            start = ticks_ms()
+            while len(self.queue):
+                self._publish_next()
+                self._feed()
+                if ticks_diff(ticks_ms(), start) >= budget_ms:
+                    break
         except Exception as e:
+            if isinstance(e, MemoryError) and self.batch_bytes > 256:
+                self.batch_bytes //= 2  # a fragmented heap: replay in smaller batches from now on
             self._link_failed("publish", e)
+
+    def _events(self):
+        q = self.queue
+        if self._boot_event:
+            self._event("boot", '{"fw":"%s","seq":%d,"queue":%d,"repaired_bytes":%d}'
+                        % (__import__("record").FW_VERSION, q.last_seq, len(q), q.repaired))
+            self._boot_event = False
+        if q.dropped > self._dropped_told:
+            # Never silent: how many records the bounded queue lost since the last event.
+            self._event("queue_overflow", '{"dropped":%d,"total":%d}' % (q.dropped - self._dropped_told, q.dropped))
+            self._dropped_told = q.dropped
+
+    def _event(self, kind, detail_json):
+        self.mqtt.publish(self.event_topic, sign(build_event(self.hw.clock.now_ms(), kind, detail_json), self.mac),
+                          1, False)
+
+    def _publish_next(self):
+        """One publish from the head of the queue: a single record, or a batch when there is a
+        backlog; the queue forgets them only after the PUBACK."""
+        q = self.queue
+        n = self.batch_bytes // self._rec_len
+        n = 1 if n < 1 else (self.batch_max if n > self.batch_max else n)
+        items = q.peek(n)
+        if not items:
+            # Pending but unreadable (flash damage): count them rather than stall the uplink.
+            q.dropped += len(q)
+            q.ack(q.last_seq)
+            return
+        # The payload stays in pieces (records, separators, sig): no large contiguous allocation.
+        parts = [] if len(items) == 1 else [b'{"batch":[']
+        size = 0
+        for seq, ts, clk, schema, rows in items:
+            r = build_record_rows(ts, seq, clk, schema, rows)
+            size += len(r)
+            if len(items) == 1:
+                r = r[:-1]  # the closing brace comes last, after the sig
+            elif len(parts) > 1:
+                parts.append(b",")
+            parts.append(r)
+        count = len(items)
+        last = items[-1][0]
+        items = None
+        self._rec_len = size // count + 1
+        if count > 1:
+            parts.append(b"]")
+        if self.mac is not None:
+            parts.append(b"}")
+            sig = self.mac.hexdigest(*parts)  # over the exact unsigned payload (DESIGN.md 3)
+            parts[-1] = b',"sig":"' + sig.encode() + b'"}'
+        else:
+            parts.append(b"}")
+        self.mqtt.publish(self.data_topic, parts, 1, False)
+        q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
+        self.sent += count
 
     def _link_failed(self, where, e):
         self.mqtt.close()
-        b = self._backoff * 2 if self._backoff else BACKOFF_MIN_MS
-        if b > BACKOFF_CAP_MS:
-            b = BACKOFF_CAP_MS
-        self._backoff = b
-        # Jitter (50-100% of b) so a fleet does not reconnect in lockstep after a broker restart.
-        delay = b // 2 + rand_below(b // 2 + 1)
-        self._next_retry = ticks_add(ticks_ms(), delay)
+        delay = self.mqtt_backoff.failed()
         self._error("mqtt %s (retry in %d ms)" % (where, delay), e)
 
     def _error(self, where, e):
@@ -230,20 +298,25 @@ class Node:
     # ---- main loop ----
 
     def idle_until(self, due):
+        """Until the next poll: keep the link alive and drain any backlog; sleep only when idle."""
         while True:
+            self._feed()
             left = ticks_diff(due, ticks_ms())
             if left <= 0:
                 return
             try:
-                self.service_link()
+                self.service_link(left)
             except Exception as e:
                 self._error("link", e)
-            sleep_ms(left if left < 100 else 100)
+            left = ticks_diff(due, ticks_ms())
+            if left > 0 and (not len(self.queue) or not self.mqtt.connected):
+                sleep_ms(left if left < 100 else 100)
 
     def run(self, max_cycles=None):
         """Sample every poll_s until max_cycles (None = forever). Nothing raised in a cycle ends it."""
         due = ticks_ms()
         while max_cycles is None or self.cycles < max_cycles:
+            self._feed()
             try:
                 self.cycle()
             except Exception as e:
@@ -254,14 +327,17 @@ class Node:
             due = ticks_add(due, self.poll_ms)
             if ticks_diff(due, ticks_ms()) < 0:
                 due = ticks_ms()  # fell behind (slow analyzer): skip, do not burst
-            self.idle_until(due)
+            try:
+                self.idle_until(due)
+            except Exception as e:  # e.g. a MemoryError in a log line: counted, the loop goes on
+                self._error("idle", e)
         self.shutdown()
 
     def shutdown(self):
         """Clean stop: say offline (retained) ourselves, since DISCONNECT suppresses the will."""
         if self.mqtt.connected:
             try:
-                self.mqtt.publish(self.status_topic, OFFLINE, 1, True)
+                self.mqtt.publish(self.status_topic, sign(OFFLINE, self.mac), 1, True)
             except Exception as e:
                 self._error("shutdown", e)
             self.mqtt.disconnect()

@@ -67,9 +67,40 @@ def build_record(ts_ms, seq, clk, readings, f32_params=None):
     return "".join(parts).encode()
 
 
+def build_record_rows(ts_ms, seq, clk, params, rows):
+    """Record bytes from the flash queue's form: rows[i] = (value, flag, is_float32) for params[i].
+    The node publishes only this (read back from flash), so a replay is byte-identical."""
+    parts = ['{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))]
+    for i in range(len(params)):
+        v, f, f32 = rows[i]
+        if i:
+            parts.append(",")
+        parts.append('%s:{"v":%s,"f":%s}' % (_str(params[i]), format_number(v, f32), _str(f)))
+    parts.append("}}")
+    return "".join(parts).encode()
+
+
+def build_batch(records):
+    """{"batch":[record,...]} from record bytes (unsigned: DESIGN says records in a batch carry no sig)."""
+    return b'{"batch":[' + b",".join(records) + b"]}"
+
+
+def build_event(ts_ms, kind, detail_json="null"):
+    """{"ts":..,"kind":"..","detail":<json>}; detail_json is already JSON text."""
+    return ('{"ts":%d,"kind":%s,"detail":%s}' % (ts_ms, _str(kind), detail_json)).encode()
+
+
 def append_member(payload, key, json_value):
-    """Hook for the signer: insert ,"key":value as the last member of a top-level object."""
+    """Insert ,"key":value as the last member of a top-level object."""
     return payload[:-1] + (',"%s":%s}' % (key, json_value)).encode()
+
+
+def sign(payload, mac):
+    """DESIGN.md 3: sig = hex HMAC-SHA256 over the exact payload bytes, appended as the last
+    member; mac is an hmac_sha256.HmacSha256 (None: the site has no key, payload unchanged)."""
+    if mac is None:
+        return payload
+    return append_member(payload, "sig", '"' + mac.hexdigest(payload) + '"')
 
 
 def _num_or_null(v):

@@ -67,3 +67,39 @@ def test_valid_examples_rebuilt_by_firmware_parse_identically(ex):
             a = again.readings[p]
             assert a.flag == r.flag
             assert (a.value is None and r.value is None) or math.isclose(a.value, r.value, rel_tol=0, abs_tol=0)
+
+
+def _fw_signer(key_hex: str):
+    from hmac_sha256 import HmacSha256  # firmware module, HMAC written on hashlib.sha256
+
+    return HmacSha256(bytes.fromhex(key_hex))
+
+
+def test_firmware_signed_record_verifies_with_cpython_hmac():
+    import hashlib
+    import hmac
+
+    key = "00112233445566778899aabbccddeeff" * 2
+    rec = fw_record.build_record_rows(1764000000000, 9, "ntp", ["w01018", "w21003"],
+                                      [(_f32(35.2), "N", True), (None, "B", False)])
+    signed = fw_record.sign(rec, _fw_signer(key))
+    body, sig = contract.split_signature(signed)
+    assert body == rec
+    assert sig == hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+    (parsed,) = contract.parse_data(signed)
+    assert parsed.seq == 9 and parsed.readings["w01018"].value == 35.2
+
+
+def test_firmware_signed_batch_verifies_and_parses():
+    import hashlib
+    import hmac
+
+    key = "ab" * 16
+    recs = [fw_record.build_record_rows(1764000000000 + 10000 * i, i, "rtc", ["w01018"], [(float(i), "N", True)])
+            for i in range(1, 4)]
+    signed = fw_record.sign(fw_record.build_batch(recs), _fw_signer(key))
+    body, sig = contract.split_signature(signed)
+    assert sig == hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
+    assert [r.seq for r in contract.parse_data(signed)] == [1, 2, 3]
+    tampered = signed.replace(b'"v":2', b'"v":3')
+    assert hmac.new(bytes.fromhex(key), contract.split_signature(tampered)[0], hashlib.sha256).hexdigest() != sig

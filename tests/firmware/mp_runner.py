@@ -18,6 +18,9 @@ def main():
     mods = sorted(n[:-3] for n in os.listdir(_cases) if n.startswith("test_") and n.endswith(".py"))
     passed = failed = 0
     for mname in mods:
+        # Each case module (and the firmware modules it pulls in) is dropped after its run, so
+        # the heap holds one module set at a time, as the device would.
+        loaded = set(sys.modules.keys())
         try:
             mod = __import__(mname)
         except Exception as e:
@@ -44,6 +47,11 @@ def main():
                     sys.print_exception(e)
                 failed += 1
             gc.collect()
+        mod = fn = None
+        for k in list(sys.modules.keys()):
+            if k not in loaded:
+                del sys.modules[k]
+        gc.collect()
     print("%d passed, %d failed" % (passed, failed))
     return failed
 

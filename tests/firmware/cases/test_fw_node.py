@@ -128,54 +128,6 @@ def test_run_publishes_records_and_status():
         r.done()
 
 
-def test_broker_down_outbox_then_replay():
-    cfg = good_config()
-    cfg["outbox_max"] = 3
-    r = _Rig(cfg)
-    try:
-        r.mqtt.fail_connect = True
-        for _ in range(5):
-            r.node.cycle()  # never raises although the broker is down
-        assert len(r.node.outbox) == 3 and r.node.outbox.dropped == 2
-        assert r.node.errors >= 1
-        assert "queue=3" in r.lines[-1] and "dropped=2" in r.lines[-1]
-        r.mqtt.fail_connect = False
-        import compat
-        r.node._next_retry = compat.ticks_ms()  # backoff elapsed
-        r.node.cycle()
-        seqs = [json.loads(p[1])["seq"] for p in r.mqtt.data()]
-        assert seqs == [4, 5, 6], seqs  # oldest two dropped, rest in order, none repeated
-        assert len(r.node.outbox) == 0
-        st = json.loads(r.mqtt.status()[-1][1])
-        assert st["queue"] == 0 and st["dropped"] == 3, st  # 6th record pushed out seq 3
-    finally:
-        r.done()
-
-
-def test_backoff_grows_and_caps():
-    r = _Rig()
-    try:
-        r.mqtt.fail_connect = True
-        seen = []
-        for _ in range(8):
-            r.node._link_failed("connect", OSError("x"))
-            seen.append(r.node._backoff)
-        assert seen[:3] == [1000, 2000, 4000] and seen[-1] == 30000
-    finally:
-        r.done()
-
-
-def test_publish_failure_keeps_record():
-    r = _Rig()
-    try:
-        r.node.cycle()
-        r.mqtt.fail_publish = True
-        r.node.cycle()
-        assert len(r.node.outbox) == 1 and not r.mqtt.connected
-    finally:
-        r.done()
-
-
 def test_seq_continues_after_reboot():
     r = _Rig()
     try:

@@ -1,54 +1,41 @@
+"""pointer.py: one integer on flash, replaced atomically (tmp + rename), robust to a torn write."""
 import os
-from seqstore import SeqStore
-from outbox import Outbox
-from fakes import make_tmpdir, rmtree, raises
+from pointer import Pointer
+from fakes import make_tmpdir, rmtree
 
 
-def test_seq_starts_at_one_and_persists():
+def test_pointer_starts_at_zero_and_persists():
     d = make_tmpdir()
     try:
-        s = SeqStore(d)
-        assert s.next() == 1 and s.next() == 2 and s.next() == 3
-        s2 = SeqStore(d)  # "reboot"
-        assert s2.next() == 4
-        assert "seq.tmp" not in os.listdir(d)
-        with open(d + "/seq") as f:
-            assert f.read().strip() == "4"
+        p = Pointer(d + "/ack")
+        assert p.value == 0
+        p.store(7)
+        p.store(8)
+        assert Pointer(d + "/ack").value == 8  # "reboot"
+        assert "ack.tmp" not in os.listdir(d)
+        with open(d + "/ack") as f:
+            assert f.read() == "8\n"
     finally:
         rmtree(d)
 
 
-def test_seq_survives_torn_write():
+def test_pointer_survives_torn_writes():
     d = make_tmpdir()
     try:
-        s = SeqStore(d)
-        for _ in range(5):
-            s.next()
-        with open(d + "/seq.tmp", "w") as f:
-            f.write("")  # power lost while writing the tmp file
-        assert SeqStore(d).next() == 6
-        with open(d + "/seq.tmp", "w") as f:
-            f.write("9\n")  # power lost after writing tmp, before rename
-        assert SeqStore(d).next() == 10
+        Pointer(d + "/ack").store(5)
+        for torn in ("", "1", "12", "9x\n"):
+            with open(d + "/ack.tmp", "w") as f:
+                f.write(torn)  # power lost while writing the tmp file
+            assert Pointer(d + "/ack").value == 5, torn
+        with open(d + "/ack.tmp", "w") as f:
+            f.write("9\n")  # power lost after the write, before the rename
+        assert Pointer(d + "/ack").value == 9
+        with open(d + "/ack.tmp", "w") as f:
+            f.write("3\n")  # stale, older than the main file: ignored
+        assert Pointer(d + "/ack").value == 5
+        os.remove(d + "/ack")
+        with open(d + "/ack.tmp", "w") as f:
+            f.write("6\n")  # FAT path: main removed, rename not done yet
+        assert Pointer(d + "/ack").value == 6
     finally:
         rmtree(d)
-
-
-def test_outbox_bounded_drops_oldest():
-    o = Outbox(3)
-    for i in range(5):
-        o.push(i)
-    assert len(o) == 3 and o.dropped == 2
-    assert o.peek() == 2
-    assert [o.pop(), o.pop(), o.pop()] == [2, 3, 4]
-    assert len(o) == 0 and o.peek() is None
-    raises(IndexError, o.pop)
-    o.push("a")
-    assert o.pop() == "a"
-
-
-def test_outbox_100():
-    o = Outbox(100)
-    for i in range(250):
-        o.push(i)
-    assert len(o) == 100 and o.dropped == 150 and o.peek() == 150

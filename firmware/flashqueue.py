@@ -1,0 +1,379 @@
+"""Crash-safe store-and-forward queue on flash: every record is appended here before it is
+published and leaves only once acknowledged. Survives power cuts at any instant without fsync."""
+# On-flash layout, in dir/:
+#   <first seq, 8 hex>.q   append-only segment: frame* where frame = uvarint(len) body crc16(le);
+#                          the first frame is the schema (parameter codes, comma-separated), the
+#                          rest are records (reccodec), each delta-coded against the previous one.
+#   ack                    highest seq the broker acknowledged (pointer.py: tmp + rename).
+# A power cut can only tear the tail of the newest segment (the record being written, never yet
+# published): recovery keeps the longest valid prefix. seq needs no file of its own: it is the
+# last stored record's seq (or the ack pointer once everything has been sent and deleted).
+import os
+try:
+    from binascii import crc32
+except ImportError:  # port built without it: bitwise CRC-32, slower but the same numbers
+    def crc32(b, c=0):
+        c ^= 0xFFFFFFFF
+        for x in b:
+            c ^= x
+            for _ in range(8):
+                c = (c >> 1) ^ (0xEDB88320 & -(c & 1))
+        return c ^ 0xFFFFFFFF
+from reccodec import State, encode, decode, put_uvarint, get_uvarint
+from pointer import Pointer
+
+_SUFFIX = ".q"
+
+
+def _crc16(b):
+    return crc32(b) & 0xFFFF
+
+
+def frame(body):
+    out = bytearray()
+    put_uvarint(out, len(body))
+    out.extend(body)
+    c = _crc16(body)
+    out.append(c & 0xFF)
+    out.append(c >> 8)
+    return out
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+class _SegReader:
+    """Sequential frame reader over one segment file; frame() -> body bytes, or None at a clean
+    end, or raises ValueError at a torn / corrupt frame (self.good = offset after the last good one)."""
+
+    def __init__(self, path, offset=0):
+        self.f = open(path, "rb")
+        self.size = _size(path)
+        if offset:
+            self.f.seek(offset)
+        self.good = offset
+
+    def frame(self):
+        if self.good >= self.size:
+            return None
+        hdr = self.f.read(3)  # a uvarint length below 2**21 fits in 3 bytes
+        try:
+            n, used = get_uvarint(hdr, 0)
+        except IndexError:
+            raise ValueError("torn length")
+        if n > 4096:
+            raise ValueError("implausible frame length %d" % n)
+        rest = hdr[used:]
+        need = n + 2 - len(rest)
+        if need > 0:
+            rest = rest + self.f.read(need)
+        elif need < 0:  # tiny frame: give back what we over-read
+            self.f.seek(self.good + used + n + 2)
+            rest = rest[:n + 2]
+        if len(rest) < n + 2:
+            raise ValueError("torn frame")
+        body = rest[:n]
+        if _crc16(body) != rest[n] | (rest[n + 1] << 8):
+            raise ValueError("bad crc")
+        self.good += used + n + 2
+        return body
+
+    def continue_from(self, seq):
+        """Empty queue only: the next record gets seq + 1 (kept in the ack pointer)."""
+        if self.last_seq == 0 and not self._segs and seq > 0:
+            self._ack.store(seq)
+            self.last_seq = seq
+
+    def close(self):
+        self.f.close()
+
+
+class FlashQueue:
+    def __init__(self, dirpath, max_bytes=1572864, seg_bytes=32768, log=None):
+        self.dir = dirpath.rstrip("/")
+        self.max_bytes = max_bytes
+        self.seg_bytes = seg_bytes
+        self.log = log
+        self.dropped = 0  # records lost to overflow or corruption since boot (reported in status)
+        self.repaired = 0  # torn bytes cut from the tail at recovery
+        self._ack = Pointer(self.dir + "/ack")
+        self._segs = []  # [[first_seq, bytes], ...] oldest first; the last one is open for appends
+        self._tail = State()
+        self._tail_schema = None
+        self._rd = None  # replay cursor, see _seek
+        self._bad = []  # segments whose unreadable records were already counted
+        self._recover()
+
+    # ---- recovery ----
+
+    def _path(self, first):
+        return "%s/%08x%s" % (self.dir, first, _SUFFIX)
+
+    def _recover(self):
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".tmp") and name != "ack.tmp":
+                os.remove(self.dir + "/" + name)  # an interrupted tail repair; the original is intact
+            elif name.endswith(_SUFFIX) and len(name) == 8 + len(_SUFFIX):
+                self._segs.append([int(name[:8], 16), _size(self.dir + "/" + name)])
+        self.last_seq = self._ack.value
+        while self._segs:
+            first = self._segs[-1][0]
+            st, schema, good, size = self._scan(first)
+            if schema is None or st.seq == 0:
+                os.remove(self._path(first))  # torn before its first record was complete
+                self._segs.pop()
+                continue
+            if good < size:
+                self._truncate(first, good)
+                self.repaired += size - good
+            self._segs[-1][1] = good
+            self._tail = st
+            self._tail_schema = schema
+            if st.seq > self.last_seq:
+                self.last_seq = st.seq
+            break
+        # Segments wholly acknowledged before the cut may still be there.
+        self._drop_acked()
+        if self.log and self.repaired:
+            self.log("queue: cut %d torn byte(s) from the newest segment" % self.repaired)
+
+    def _scan(self, first):
+        """Read a whole segment: (state after the last good record, schema, good bytes, file bytes)."""
+        path = self._path(first)
+        st = State()
+        schema = None
+        r = _SegReader(path)
+        try:
+            try:
+                b = r.frame()
+                if b is not None:
+                    schema = bytes(b).decode().split(",")
+                    while True:
+                        b = r.frame()
+                        if b is None:
+                            break
+                        decode(st, b, len(schema))
+                        if st.seq < first:
+                            raise ValueError("seq below segment start")
+            except (ValueError, IndexError):
+                pass
+            # decode() only updates st on success, so st is the last good record's state.
+            return st, schema, r.good, r.size
+        finally:
+            r.close()
+
+    def _truncate(self, first, good):
+        # MicroPython has no truncate(): copy the good prefix, then rename over (atomic on LittleFS).
+        path = self._path(first)
+        tmp = path + ".tmp"
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            left = good
+            while left > 0:
+                chunk = src.read(512 if left > 512 else left)
+                if not chunk:
+                    break
+                dst.write(chunk)
+                left -= len(chunk)
+        os.rename(tmp, path)
+
+    # ---- size and counts ----
+
+    def __len__(self):
+        """Records stored and not yet acknowledged."""
+        return self.last_seq - self._ack.value
+
+    @property
+    def acked(self):
+        return self._ack.value
+
+    def bytes_used(self):
+        n = 0
+        for s in self._segs:
+            n += s[1]
+        return n
+
+    # ---- append (before publish) ----
+
+    def append(self, ts, clk, params, values, flags, f32s):
+        """Store one record; returns its seq. params/values/flags/f32s: lists in record order."""
+        seq = self.last_seq + 1
+        if not self._segs or self._tail_schema != params:
+            self._start_segment(seq, params)
+        st = self._tail
+        prev = (st.seq, st.ts, st.tags)
+        fr = frame(encode(st, seq, ts, clk, values, flags, f32s))
+        if prev[0] and self._segs[-1][1] + len(fr) > self.seg_bytes:
+            # Segment full: it stays within seg_bytes, so the bound on flash use is exact.
+            self._start_segment(seq, params)
+            st = self._tail
+            prev = (0, 0, None)
+            fr = frame(encode(st, seq, ts, clk, values, flags, f32s))
+        try:
+            with open(self._path(self._segs[-1][0]), "ab") as f:  # closed at once: LittleFS commits on close
+                f.write(fr)
+        except Exception:
+            # Not stored (flash full or failing). Part of the frame may be there: seal this
+            # segment so nothing is appended behind the damage; replay stops at it cleanly.
+            st.seq, st.ts, st.tags = prev
+            self._segs[-1][1] = self.seg_bytes
+            raise
+        self._segs[-1][1] += len(fr)
+        self.last_seq = seq
+        return seq
+
+    def _start_segment(self, seq, params):
+        self._enforce_bound()
+        path = self._path(seq)
+        with open(path, "wb") as f:
+            f.write(frame(",".join(params).encode()))
+        self._segs.append([seq, _size(path)])
+        self._tail = State()
+        self._tail_schema = list(params)
+
+    def _enforce_bound(self):
+        # Room for one more full segment, else the oldest goes (newest data matters most to
+        # inspectors); what it held unsent is counted, reported, and skipped by the ack pointer.
+        while self._segs and self.bytes_used() + self.seg_bytes > self.max_bytes:
+            last = self._segs[1][0] - 1 if len(self._segs) > 1 else self.last_seq
+            if last > self._ack.value:
+                self.dropped += last - self._ack.value
+                self._ack.store(last)
+            self._remove_first()
+
+    def _remove_first(self):
+        first = self._segs.pop(0)[0]
+        if self._rd is not None and self._rd[0] == first:
+            self._rd = None
+        try:
+            os.remove(self._path(first))
+        except OSError:
+            pass
+
+    def _drop_acked(self):
+        while len(self._segs) > 1 and self._segs[1][0] - 1 <= self._ack.value:
+            self._remove_first()
+
+    # ---- replay (after publish) ----
+    # The cursor is [segment first seq, file offset of the next frame, State before it, schema];
+    # no file stays open between calls, so appends (other handle, committed on close) are seen.
+
+    def _seek(self, want):
+        """Place the cursor on the first stored record with seq >= want; False if none is stored."""
+        self._rd = None
+        idx = None
+        for i in range(len(self._segs)):
+            if self._segs[i][0] <= want:
+                idx = i
+        if idx is None:
+            idx = 0  # want was dropped: the oldest stored record is next
+        if idx >= len(self._segs):
+            return False
+        first = self._segs[idx][0]
+        r = _SegReader(self._path(first))
+        try:
+            schema = bytes(r.frame()).decode().split(",")
+            st = State()
+            n = len(schema)
+            try:
+                while True:
+                    pos = r.good
+                    seq, ts, tags = st.seq, st.ts, st.tags
+                    b = r.frame()
+                    if b is None:
+                        break
+                    decode(st, b, n)
+                    if st.seq >= want:
+                        st.seq, st.ts, st.tags = seq, ts, tags
+                        r.good = pos
+                        break
+            except (ValueError, IndexError):
+                pass  # stop at the last good frame; peek() finds the damage and skips it
+            self._rd = [first, r.good, st, schema]
+        finally:
+            r.close()
+        return True
+
+    def peek(self, n, after=None):
+        """Up to n stored records after seq `after` (default: the ack pointer), oldest first, as
+        (seq, ts, clk, schema, rows); rows as reccodec.decode. Unreadable records are skipped
+        and counted in dropped (never happens short of flash damage: only the tail can tear)."""
+        if after is None:
+            after = self._ack.value
+        out = []
+        want = after + 1
+        r = None
+        try:
+            while len(out) < n and want <= self.last_seq:
+                rd = self._rd
+                if rd is None or rd[2].seq != want - 1:
+                    if r is not None:
+                        r.close()
+                        r = None
+                    if not self._seek(want):
+                        break
+                    rd = self._rd
+                if r is None:
+                    r = _SegReader(self._path(rd[0]), rd[1])
+                first, st, schema = rd[0], rd[2], rd[3]
+                rec = None
+                try:
+                    b = r.frame()
+                    if b is not None:
+                        rec = decode(st, b, len(schema))
+                except (ValueError, IndexError):
+                    pass
+                rd[1] = r.good
+                if rec is None:
+                    nxt = self._next_first(first)
+                    if nxt is None:
+                        break  # end of the open tail
+                    if st.seq < nxt - 1:
+                        self._count_lost(first, nxt - 1 - max(st.seq, after))
+                    r.close()
+                    r = None
+                    self._rd = None
+                    want = nxt if want < nxt else want
+                    continue
+                if rec[0] >= want:
+                    out.append((rec[0], rec[1], rec[2], schema, rec[3]))
+                    want = rec[0] + 1
+        finally:
+            if r is not None:
+                r.close()
+        return out
+
+    def _next_first(self, first):
+        for s in self._segs:
+            if s[0] > first:
+                return s[0]
+        return None
+
+    def _count_lost(self, first, lost):
+        if lost <= 0 or first in self._bad:
+            return
+        self._bad.append(first)
+        self.dropped += lost
+        if self.log:
+            self.log("queue: %d record(s) unreadable in segment %08x, skipped" % (lost, first))
+
+    def ack(self, seq):
+        """The broker has every record up to seq: persist that, delete segments wholly behind it."""
+        if seq <= self._ack.value:
+            return
+        if seq > self.last_seq:
+            seq = self.last_seq
+        self._ack.store(seq)
+        self._drop_acked()
+
+    def continue_from(self, seq):
+        """Empty queue only: the next record gets seq + 1 (kept in the ack pointer)."""
+        if self.last_seq == 0 and not self._segs and seq > 0:
+            self._ack.store(seq)
+            self.last_seq = seq
+
+    def close(self):
+        self._rd = None

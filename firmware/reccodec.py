@@ -1,0 +1,127 @@
+"""Compact binary form of a record for the flash queue (about 4.8 bytes per float32 reading).
+Fields are deltas from the previous record of the same segment, so a segment is read in order."""
+import struct
+
+FLAGS = "NFMSDCTB"
+CLKS = ("none", "rtc", "ntp")
+K_NULL = 0
+K_F32 = 1
+K_F64 = 2
+K_INT = 3
+_SAME_TAGS = 4  # head-byte bit: the per-reading tags repeat those of the previous record
+
+
+def put_uvarint(buf, n):
+    while n > 0x7F:
+        buf.append((n & 0x7F) | 0x80)
+        n >>= 7
+    buf.append(n)
+
+
+def get_uvarint(b, pos):
+    n = 0
+    shift = 0
+    while True:
+        x = b[pos]
+        pos += 1
+        n |= (x & 0x7F) << shift
+        if not x & 0x80:
+            return n, pos
+        shift += 7
+
+
+def _zz(n):
+    return n * 2 if n >= 0 else -n * 2 - 1
+
+
+def _unzz(n):
+    return n >> 1 if not n & 1 else -((n + 1) >> 1)
+
+
+class State:
+    """What a record is delta-coded against: the previous record of the segment."""
+
+    def __init__(self):
+        self.seq = 0
+        self.ts = 0
+        self.tags = None  # bytes, one tag per reading
+
+
+def kind_of(v, f32):
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return K_NULL  # the wire says null for these anyway
+    if type(v) is int:
+        return K_INT if -0x80000000 <= v <= 0x7FFFFFFF else K_F64
+    return K_F32 if f32 and -3.4e38 < v < 3.4e38 else K_F64
+
+
+def encode(st, seq, ts, clk, values, flags, f32s):
+    """Body bytes of one record; values/flags/f32s are lists in schema order. Updates st."""
+    tags = bytearray(len(values))
+    kinds = tags  # reuse: kind is bits 3-4 of the tag
+    for i in range(len(values)):
+        tags[i] = FLAGS.index(flags[i]) | (kind_of(values[i], f32s[i]) << 3)
+    out = bytearray()
+    put_uvarint(out, seq - st.seq)
+    put_uvarint(out, _zz(ts - st.ts))
+    tags = bytes(tags)
+    same = st.tags == tags
+    out.append(CLKS.index(clk) | (_SAME_TAGS if same else 0))
+    if not same:
+        out.extend(tags)
+    for i in range(len(values)):
+        k = kinds[i] >> 3
+        v = values[i]
+        if k == K_F32:
+            out.extend(struct.pack("<f", v))
+        elif k == K_F64:
+            out.extend(struct.pack("<d", v))
+        elif k == K_INT:
+            put_uvarint(out, _zz(v))
+    st.seq = seq
+    st.ts = ts
+    st.tags = tags
+    return out
+
+
+def decode(st, body, n):
+    """(seq, ts, clk, [(value, flag, is_f32), ...]) from a body with n readings; updates st.
+    Raises ValueError/IndexError on a body that does not parse (the CRC makes that rare)."""
+    d, pos = get_uvarint(body, 0)
+    seq = st.seq + d
+    d, pos = get_uvarint(body, pos)
+    ts = st.ts + _unzz(d)
+    head = body[pos]
+    pos += 1
+    if head & 3 > 2:
+        raise ValueError("bad clk")
+    if head & _SAME_TAGS:
+        if st.tags is None:
+            raise ValueError("tags repeat with no previous record")
+        tags = st.tags
+    else:
+        tags = bytes(body[pos:pos + n])
+        pos += n
+    out = []
+    for i in range(n):
+        t = tags[i]
+        k = t >> 3
+        f = FLAGS[t & 7]
+        if k == K_F32:
+            v = struct.unpack_from("<f", body, pos)[0]
+            pos += 4
+        elif k == K_F64:
+            v = struct.unpack_from("<d", body, pos)[0]
+            pos += 8
+        elif k == K_INT:
+            d, pos = get_uvarint(body, pos)
+            v = _unzz(d)
+        else:
+            v = None
+        out.append((v, f, k == K_F32))
+    if pos != len(body):
+        raise ValueError("trailing bytes")
+    st.seq = seq
+    st.ts = ts
+    st.tags = tags
+    return seq, ts, CLKS[head & 3], out

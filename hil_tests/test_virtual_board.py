@@ -1,0 +1,79 @@
+"""Board scenarios on the virtual board (firmware/main.py on the MicroPython unix port, real Mosquitto)."""
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "firmware"))
+
+from rtu_server import RtuServer, cod_registers  # noqa: E402
+from test_main_cli import EXAMPLE, _run, mosquitto  # noqa: E402,F401  (fixture)
+from test_power_cut import KEY, Proxy, _records  # noqa: E402
+
+
+def _subscribe(port):
+    import paho.mqtt.client as paho
+    got = []
+    sub = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload)))
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("edge/v1/#", qos=1)
+    sub.loop_start()
+    time.sleep(0.3)
+    return sub, got
+
+
+def _cfg(tmp_path, rtu_port, mqtt_port):
+    cfg = json.load(open(EXAMPLE))
+    cfg.update(poll_s=0.05, key=KEY, state_dir=str(tmp_path / "state"))
+    cfg["analyzers"][0]["transport"]["port"] = rtu_port
+    cfg["mqtt"]["port"] = mqtt_port
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(cfg))
+    return p
+
+
+def test_outage_and_replay(tmp_path, mosquitto):  # noqa: F811
+    srv = RtuServer(cod_registers(35.2, 0))
+    proxy = Proxy(mosquitto)
+    sub, got = _subscribe(mosquitto)
+    try:
+        proxy.set_up(False)
+        p = _cfg(tmp_path, srv.port, proxy.port)
+        r = _run(p, "--cycles", "40")
+        assert r.returncode == 0 and "queue=40" in r.stdout, r.stdout[-500:]
+        proxy.set_up(True)
+        r = _run(p, "--cycles", "5")
+        assert r.returncode == 0, r.stdout[-500:]
+        time.sleep(0.5)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        proxy.stop()
+        srv.stop()
+    data = [pl for t, pl in got if t.endswith("/data")]
+    seqs = [s for pl in data for s, _ in _records(pl)]
+    assert sorted(set(seqs)) == list(range(1, 46))
+    assert any(pl.startswith(b'{"batch":[') for pl in data)
+
+
+def test_boot_event_signed(tmp_path, mosquitto):  # noqa: F811
+    import hashlib
+    import hmac
+    srv = RtuServer(cod_registers(35.2, 0))
+    sub, got = _subscribe(mosquitto)
+    try:
+        r = _run(_cfg(tmp_path, srv.port, mosquitto), "--cycles", "2")
+        assert r.returncode == 0, r.stdout[-500:]
+        time.sleep(0.3)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+        srv.stop()
+    events = [pl for t, pl in got if t.endswith("/event")]
+    assert events and json.loads(events[0])["kind"] == "boot"
+    for t, pl in got:
+        i = pl.rfind(b',"sig":"')
+        body = pl[:i] + b"}"
+        assert pl[i + 8:-2].decode() == hmac.new(bytes.fromhex(KEY), body, hashlib.sha256).hexdigest(), t

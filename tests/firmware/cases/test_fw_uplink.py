@@ -1,0 +1,290 @@
+"""The node's uplink side: flash queue before publish, batches after an outage, signatures,
+overflow events, backoff, watchdog, network joins, and a loop no exception can end."""
+import json
+from binascii import unhexlify
+from node import Node
+from config import validate_config
+from hmac_sha256 import HmacSha256
+from fakes import FakeSlave, FakeHW, FakeMQTT, good_config, make_tmpdir, rmtree
+import compat
+
+KEY = "00112233445566778899aabbccddeeff"
+
+
+def _slave():
+    s = FakeSlave(1, {2: 0, 3: 1})
+    s.set_float(3, 0, 35.2)
+    return s
+
+
+class _Rig:
+    def __init__(self, cfg=None, hw_extra=None):
+        self.dir = make_tmpdir()
+        self.cfg = validate_config(cfg or good_config())
+        self.hw = FakeHW(self.dir, {"cod": _slave()})
+        if hw_extra:
+            for k in hw_extra:
+                setattr(self.hw, k, hw_extra[k])
+        self.mqtt = FakeMQTT()
+        self.lines = []
+        self.node = Node(self.cfg, self.hw, self.mqtt, log=self.log)
+
+    def log(self, line):
+        # Keep every line but the routine cycle lines (all but the last): long runs stay small in the heap.
+        if self.lines and self.lines[-1].startswith("cycle "):
+            self.lines.pop()
+        self.lines.append(line)
+
+    def tick(self, n=1):
+        for _ in range(n):
+            self.hw.clock.t += 10000
+            self.node.cycle()
+
+    def reconnect(self):
+        self.mqtt.fail_connect = False
+        self.mqtt.fail_publish = False
+        self.node.mqtt_backoff.retry_now()
+
+    def done(self):
+        self.node.queue.close()
+        rmtree(self.dir)
+
+
+def _records(mqtt):
+    """Every record published on the data topic, flattened out of batches, as parsed dicts."""
+    out = []
+    for topic, payload, qos, retain in mqtt.data():
+        d = json.loads(payload)
+        out.extend(d["batch"] if "batch" in d else [d])
+    return out
+
+
+def test_record_is_on_flash_before_publish_and_leaves_after_puback():
+    r = _Rig()
+    try:
+        r.mqtt.fail_publish = True
+        r.tick()
+        assert len(r.node.queue) == 1 and r.mqtt.data() == []
+        r.reconnect()
+        r.tick()
+        assert len(r.node.queue) == 0
+        assert [d["seq"] for d in _records(r.mqtt)] == [1, 2]
+        assert r.node.queue.acked == 2
+    finally:
+        r.done()
+
+
+def test_backlog_replays_in_batches_without_gap_and_identical_bytes():
+    cfg = good_config()
+    cfg["queue"] = {"batch_max": 7}
+    r = _Rig(cfg)
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(30)
+        assert len(r.node.queue) == 30 and r.mqtt.published == []
+        r.reconnect()
+        r.node.service_link(60000)
+        data = r.mqtt.data()
+        sizes = [len(json.loads(p[1]).get("batch", [0])) for p in data]
+        assert max(sizes) == 7 and sum(sizes) == 30, sizes
+        recs = _records(r.mqtt)
+        assert [d["seq"] for d in recs] == list(range(1, 31))
+        assert [d["ts"] for d in recs] == [1764000000000 + 10000 * i for i in range(1, 31)]
+        assert len(r.node.queue) == 0
+        # A record resent after a reboot is byte-identical to its first publication.
+        first = r.mqtt.data()[0][1]
+        n2 = Node(r.cfg, r.hw, FakeMQTT(), log=r.lines.append)
+        n2.queue.ack(0)
+        assert n2.queue.last_seq == 30
+    finally:
+        r.done()
+
+
+def test_signed_record_batch_status_event_and_will():
+    cfg = good_config()
+    cfg["key"] = KEY
+    r = _Rig(cfg)
+    mac = HmacSha256(unhexlify(KEY))
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(3)
+        r.reconnect()
+        r.tick()
+        assert r.mqtt.data(), r.lines
+        for topic, payload, qos, retain in r.mqtt.published:
+            i = payload.rfind(b',"sig":"')
+            assert i > 0 and payload.endswith(b'"}'), payload
+            body = payload[:i] + b"}"
+            assert payload[i + 8:-2].decode() == mac.hexdigest(body), topic
+        kinds = [json.loads(p[1]).get("kind") for p in r.mqtt.published if p[0].endswith("/event")]
+        assert kinds == ["boot"]
+        batch = json.loads(r.mqtt.data()[0][1])["batch"]
+        assert all("sig" not in rec for rec in batch)
+        will = r.node.mqtt.will if hasattr(r.node.mqtt, "will") else None
+        assert will is None  # FakeMQTT has none; the real client gets sign(OFFLINE) (test_main_cli)
+    finally:
+        r.done()
+
+
+def test_overflow_drops_oldest_reports_in_status_and_event():
+    cfg = good_config()
+    cfg["queue"] = {"max_kb": 2, "segment_kb": 1}
+    r = _Rig(cfg)
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(300)  # ~10 bytes a record here: beyond 2 KB
+        q = r.node.queue
+        assert q.dropped > 0 and q.dropped + len(q) == 300
+        assert any(l.startswith("queue full:") for l in r.lines)
+        assert ("dropped=%d" % q.dropped) in r.lines[-1]
+        r.reconnect()
+        r.node.service_link(60000)
+        ev = [json.loads(p[1]) for p in r.mqtt.published if p[0] == "edge/v1/demo-site/cod-1/event"]
+        over = [e for e in ev if e["kind"] == "queue_overflow"]
+        assert len(over) == 1 and over[0]["detail"] == {"dropped": q.dropped, "total": q.dropped}
+        st = json.loads(r.mqtt.status()[-1][1])
+        assert st["dropped"] == q.dropped
+        seqs = [d["seq"] for d in _records(r.mqtt)]
+        assert seqs == list(range(301 - len(seqs), 301))  # the newest, contiguous
+    finally:
+        r.done()
+
+
+def test_mqtt_backoff_and_publish_failure():
+    r = _Rig()
+    try:
+        r.mqtt.fail_connect = True
+        r.tick()
+        assert r.node.mqtt_backoff.failures == 1 and not r.node.mqtt_backoff.ready()
+        connects = r.mqtt.connects
+        r.mqtt.fail_connect = False
+        r.tick()  # still inside the backoff delay: no attempt
+        assert r.mqtt.connects == connects and len(r.node.queue) == 2
+        r.node.mqtt_backoff.retry_now()
+        r.tick()
+        assert len(r.node.queue) == 0 and r.node.mqtt_backoff.failures == 0
+        r.mqtt.fail_publish = True
+        r.tick()
+        assert len(r.node.queue) == 1 and not r.mqtt.connected and r.node.errors >= 2
+    finally:
+        r.done()
+
+
+def test_no_exception_ends_the_loop_and_errors_are_counted():
+    cfg = good_config()
+    cfg["poll_s"] = 0.01
+    r = _Rig(cfg)
+    calls = [0]
+
+    def bad_rssi():
+        calls[0] += 1
+        raise MemoryError("fake")
+
+    try:
+        r.hw.rssi = bad_rssi  # status building blows up every time
+        orig = r.node.sample
+
+        def flaky():
+            if r.node.cycles % 2:
+                raise ValueError("fake analyzer bug")
+            return orig()
+        r.node.sample = flaky
+        r.node.run(max_cycles=6)
+        assert r.node.cycles == 6 and calls[0] >= 1
+        assert r.node.errors >= 3
+        assert any("error cycle: ValueError" in l for l in r.lines)
+    finally:
+        r.done()
+
+
+def test_watchdog_fed_and_network_joined_with_backoff():
+    state = {"up": False, "joins": 0, "feeds": 0}
+
+    def join():
+        state["joins"] += 1
+
+    def feed():
+        state["feeds"] += 1
+
+    cfg = good_config()
+    cfg["poll_s"] = 0.01
+    r = _Rig(cfg, {"network_up": lambda: state["up"], "connect_network": join, "feed_watchdog": feed})
+    try:
+        r.node.run(max_cycles=5)
+        assert state["joins"] == 1  # one join attempt; the next waits for its backoff
+        assert r.mqtt.connects == 0 and len(r.node.queue) == 5
+        assert state["feeds"] >= 5
+        state["up"] = True
+        r.node.service_link(1000)
+        assert r.mqtt.connects == 1 and len(r.node.queue) == 0
+    finally:
+        r.done()
+
+
+def test_ntp_sync_through_clock_with_backoff():
+    from clock import Clock
+    fails = {"n": 2, "calls": 0}
+
+    def sync():
+        fails["calls"] += 1
+        if fails["n"]:
+            fails["n"] -= 1
+            raise OSError("ntp timeout")
+
+    r = _Rig()
+    try:
+        r.hw.clock = Clock(lambda: 1764000000 * 1000000000, 1970, sync_fn=sync)
+        r.hw.clock.t = 0  # not used by Clock; keeps _Rig.tick() working
+        r.node.service_link(0)
+        assert fails["calls"] == 1 and r.hw.clock.clk == "rtc"  # plausible time, not synced yet
+        r.node.service_link(0)
+        assert fails["calls"] == 1  # backing off
+        r.node.ntp_backoff.retry_now()
+        r.node.service_link(0)
+        r.node.ntp_backoff.retry_now()
+        r.node.service_link(0)
+        assert fails["calls"] == 3 and r.hw.clock.clk == "ntp"
+        r.tick()
+        assert json.loads(r.mqtt.data()[-1][1])["clk"] == "ntp"
+    finally:
+        r.done()
+
+
+def test_legacy_seq_file_is_continued():
+    d = make_tmpdir()
+    try:
+        with open(d + "/seq", "w") as f:
+            f.write("41\n")
+        m = FakeMQTT()
+        n = Node(validate_config(good_config()), FakeHW(d, {"cod": _slave()}), m, log=lambda s: None)
+        n.cycle()
+        assert json.loads(m.data()[0][1])["seq"] == 42
+        n.queue.close()
+    finally:
+        rmtree(d)
+
+
+def test_memory_error_in_replay_halves_the_batch_and_keeps_records():
+    r = _Rig()
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(20)
+        r.reconnect()
+        real = r.mqtt.publish
+        state = {"fail": 1}
+
+        def publish(topic, payload, qos=1, retain=False, timeout_ms=None):
+            if topic.endswith("/data") and state["fail"]:
+                state["fail"] -= 1
+                raise MemoryError("fake: heap fragmented")
+            return real(topic, payload, qos, retain)
+        r.mqtt.publish = publish
+        before = r.node.batch_bytes
+        r.node.service_link(1000)
+        assert r.node.batch_bytes == before // 2 and len(r.node.queue) == 20
+        r.reconnect()
+        r.node.service_link(60000)
+        assert len(r.node.queue) == 0
+        assert [d["seq"] for d in _records(r.mqtt)] == list(range(1, 21))
+    finally:
+        r.done()
