@@ -98,16 +98,20 @@ def _simulate_profiles(port, first_unit, profiles, framing, sets, status):
 @click.option("--run-dir", type=click.Path(path_type=Path), default=Path("run/demo"), show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
 @click.option("--poll", type=float, default=2.0, show_default=True, help="Node poll period, s.")
-def demo(run_dir: Path, duration, poll):
-    """Run the whole system locally with three simulated sites and show a live table."""
+@click.option("--breach-at", type=float, default=20.0, show_default=True,
+              help="Seconds after start when the enterprise outfall's COD is pushed over its limit.")
+@click.option("--breach-for", type=float, default=20.0, show_default=True, help="How long the exceedance lasts, s.")
+def demo(run_dir: Path, duration, poll, breach_at, breach_for):
+    """Run the whole system locally with three simulated sites and show a live view."""
     from .demo import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_demo(run_dir, duration_s=duration, poll_s=poll)
+    summary = run_demo(run_dir, duration_s=duration, poll_s=poll, breach_at_s=breach_at, breach_for_s=breach_for)
     peaks = summary.get("heap_peak") or {}
     if peaks:
-        click.echo("firmware heap peak (gc.mem_alloc): " +
-                   ", ".join(f"{site} {b} B" for site, b in peaks.items()))
+        click.echo("firmware heap peak (gc.mem_alloc): " + ", ".join(f"{k} {b} B" for k, b in peaks.items()))
+    for number, text in summary.get("sms") or []:
+        click.echo(f"SMS to {number}: {text}")
 
 
 def _wait_for_signal():

@@ -236,3 +236,13 @@ def test_hourly_rate_limit_holds_messages_for_a_later_summary(tmp_path):
 def test_unknown_site_is_ignored(tmp_path):
     eng, mem = engine(tmp_path, "[sites.plant.rules.instant]\nraise_n = 1")
     assert eng.records(mem, "elsewhere", "n1", [rec(T0, 1, w01018=99.0)], T0).transitions == []
+
+
+def test_durations_read_naturally_in_chinese():
+    from edgemon.alarms.messages import duration
+
+    assert duration(20_000) == "20秒"
+    assert duration(59_999) == "59秒"
+    assert duration(60_000) == "1分钟"
+    assert duration(3_600_000 + 5 * 60_000) == "1小时5分钟"
+    assert duration(2 * 86_400_000 + 3 * 3_600_000) == "2天3小时"

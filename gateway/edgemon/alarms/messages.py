@@ -25,7 +25,9 @@ def local_time(ms: int) -> str:
 
 
 def duration(ms: int) -> str:
-    minutes = max(0, int(ms // 60_000))
+    if ms < 60_000:  # "持续0分钟" would read as if nothing happened
+        return f"{max(0, int(ms // 1000))}秒"
+    minutes = int(ms // 60_000)
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
     if days:
