@@ -131,12 +131,21 @@ def _decode_json(payload: bytes) -> tuple[Any, list[_NonFinite]]:
         return json.loads(text, parse_constant=constant, object_pairs_hook=pairs), non_finite
     except json.JSONDecodeError as exc:
         raise ContractError(f"payload is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise ContractError("payload: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts (4300 digits)
+        raise ContractError(f"payload: unusable JSON number ({str(exc)[:80]})") from None
 
 
 def _reject_leftover_non_finite(non_finite: list[_NonFinite]) -> None:
     # Reached only when the constant sat in a member we otherwise ignore: still not JSON.
     if non_finite:
         raise ContractError(f"payload is not JSON ({non_finite[0].word} is not a JSON value)")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """repr of a payload string for a reason, cut short: reasons are logged and listed."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def _type_name(value: Any) -> str:
@@ -205,7 +214,7 @@ def _parse_readings(value: Any, where: str) -> dict[str, Reading]:
         here = f"{where}readings.{code}"
         if not PARAM_RE.fullmatch(code):
             raise ContractError(
-                f"{here}: {code!r} is not an HJ 212 parameter code (one lowercase letter and 5 digits, e.g. w01018)"
+                f"{here[:60]}: {_shown(code)} is not an HJ 212 parameter code (one lowercase letter and 5 digits, e.g. w01018)"
             )
         if not isinstance(reading, dict):
             raise ContractError(f"{here}: expected an object {{\"v\": number|null, \"f\": flag}}, got {_type_name(reading)}")
@@ -226,7 +235,7 @@ def _parse_readings(value: Any, where: str) -> dict[str, Reading]:
             raise ContractError(f"{here}.f: missing (expected one of {' '.join(FLAGS)})")
         flag = reading["f"]
         if not isinstance(flag, str) or flag not in FLAGS:
-            shown = repr(flag) if isinstance(flag, str) else _type_name(flag)
+            shown = _shown(flag) if isinstance(flag, str) else _type_name(flag)
             raise ContractError(f"{here}.f: unknown flag {shown} (expected one of {' '.join(FLAGS)})")
         readings[code] = Reading(number, flag)
     return readings
@@ -244,7 +253,7 @@ def _parse_record(obj: Any, where: str) -> Record:
         raise ContractError(f"{where}seq: expected a non-negative integer, got {shown}")
     clk = obj.get("clk")  # null is taken as "not said", like a missing member
     if clk is not None and (not isinstance(clk, str) or clk not in CLOCKS):
-        shown = repr(clk) if isinstance(clk, str) else _type_name(clk)
+        shown = _shown(clk) if isinstance(clk, str) else _type_name(clk)
         raise ContractError(f"{where}clk: unknown clock {shown} (expected one of {' '.join(CLOCKS)})")
     readings = _parse_readings(obj.get("readings"), where)
     return Record(ts=ts, seq=seq, clk=clk, readings=readings)
@@ -345,7 +354,7 @@ def parse_status(payload: bytes) -> Status:
         numbers[name] = number
     clk = obj.get("clk")
     if clk is not None and (not isinstance(clk, str) or clk not in CLOCKS):
-        shown = repr(clk) if isinstance(clk, str) else _type_name(clk)
+        shown = _shown(clk) if isinstance(clk, str) else _type_name(clk)
         raise ContractError(f"clk: unknown clock {shown} (expected one of {' '.join(CLOCKS)})")
     known = {"state", "fw", "clk", *_STATUS_NUMBERS}
     extra = {k: v for k, v in obj.items() if k not in known}

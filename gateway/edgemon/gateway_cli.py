@@ -24,7 +24,40 @@ def gateway():
     """The MQTT -> InfluxDB gateway."""
 
 
+def build_alarm_observer(alarms_config: Path, state_dir: Path, write):
+    """The `[alarms] config` hook: edgemon.alarms.build_observer(config_path, state_dir, influx_write)."""
+    try:
+        from .alarms import build_observer
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("edgemon.alarms",):
+            raise
+        raise click.ClickException(
+            f"[alarms] config = {str(alarms_config)!r} is set, but the alarms module (edgemon.alarms) is not "
+            "installed: remove the [alarms] section or install edgemon with its alarms package") from None
+    return build_observer(alarms_config, state_dir, write)
+
+
+@gateway.command("check-config")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(config: Path):
+    """Validate gateway.toml (and the keys file it names); exit 1 with every problem listed."""
+    from .config import ConfigError, load
+
+    try:
+        loaded = load(config)
+    except ConfigError as exc:
+        raise click.ClickException(f"config errors:\n{exc}") from None
+    cfg = loaded.gateway
+    click.echo(f"{config}: ok: mqtt {cfg.mqtt_host}:{cfg.mqtt_port} as {cfg.client_id}"
+               f"{' (shared group ' + cfg.shared_group + ')' if cfg.shared_group else ''}, "
+               f"influx {cfg.influx_api} {cfg.influx_url} {cfg.influx_db}, state {cfg.state_dir}, "
+               f"{len(cfg.nodes)} nodes watched, {len(cfg.keys or {})} node keys"
+               f"{', alarms ' + str(loaded.alarms_config) if loaded.alarms_config else ''}")
+
+
 @gateway.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="gateway.toml (then the options below are ignored).")
 @click.option("--mqtt-host", default="127.0.0.1", show_default=True)
 @click.option("--mqtt-port", type=int, default=1883, show_default=True)
 @click.option("--mqtt-user", default=None)
@@ -40,18 +73,31 @@ def gateway():
 @state_dir_option
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def run(mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url, influx_db, influx_user,
+def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url, influx_db, influx_user,
         influx_password, client_id, state_dir, log_level):
-    """Ingest node data and status until SIGINT/SIGTERM, then stop cleanly and print the stats."""
+    """Ingest node data and status until SIGINT/SIGTERM, then stop cleanly (the batch in flight is
+    finished) and print the stats."""
     from .ingest import Gateway, GatewayConfig, GatewayError
     from .logsetup import setup_logging
 
-    setup_logging(log_level)
-    cfg = GatewayConfig(
-        mqtt_host=mqtt_host, mqtt_port=mqtt_port, mqtt_user=mqtt_user, mqtt_password=mqtt_password,
-        influx_url=influx_url, influx_db=influx_db, influx_user=influx_user,
-        influx_password=influx_password, state_dir=state_dir, client_id=client_id,
-    )
+    alarms_config = None
+    if config_path is not None:
+        from .config import ConfigError, load
+
+        try:
+            loaded = load(config_path)
+        except ConfigError as exc:
+            raise click.ClickException(f"config errors:\n{exc}") from None
+        setup_logging(loaded.log_level, loaded.log_format)
+        cfg = loaded.gateway
+        alarms_config = loaded.alarms_config
+    else:
+        setup_logging(log_level)
+        cfg = GatewayConfig(
+            mqtt_host=mqtt_host, mqtt_port=mqtt_port, mqtt_user=mqtt_user, mqtt_password=mqtt_password,
+            influx_url=influx_url, influx_db=influx_db, influx_user=influx_user,
+            influx_password=influx_password, state_dir=state_dir, client_id=client_id,
+        )
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -60,6 +106,8 @@ def run(mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url, influx_db, i
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     gw = Gateway(cfg)
     try:
+        if alarms_config is not None:
+            gw.add_observer(build_alarm_observer(alarms_config, cfg.state_dir / "alarms", gw.write_lines))
         try:
             gw.start()
         except GatewayError as exc:

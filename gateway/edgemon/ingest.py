@@ -1,46 +1,71 @@
-"""MQTT ingest: node data and status from Mosquitto into InfluxDB; what breaks the contract goes to
-the quarantine.
+"""MQTT ingest: node data and status from Mosquitto, through a durable local store, into InfluxDB;
+what breaks the contract (or is not signed by the node's key) goes to the quarantine.
 
-Threads:
-- paho's network loop thread runs the MQTT callbacks. on_message only validates the payload and
-  turns it into line protocol (cheap, pure), then puts one item per message on a queue;
-- one writer thread takes items off the queue, writes them to InfluxDB in batches, and only then
-  acknowledges the messages (PUBACK). The MQTT session is persistent (clean_session=False), so a
-  message whose points are not yet in InfluxDB stays with the broker: after a gateway crash, an
-  InfluxDB outage or a stop during one, the broker delivers it again. Writing a record twice gives
-  the same points, so redelivery is safe. Messages are acknowledged in the order they arrived,
-  quarantined ones included, as MQTT requires.
+Threads (paho's callbacks never do more than append to a list):
+- paho's network thread: on_message appends (topic, payload, receive time, mid) to the inbox;
+- the journal thread takes the inbox in groups, validates each message (contract, signature),
+  turns it into line protocol, appends ONE frame per group to the store (store.py: append-only,
+  fsync'd) and only then acknowledges the group's messages (PUBACK), in arrival order. It also
+  writes gateway-made points into the store: node liveness/clock (liveness.py), `ingest` lag,
+  `gateway` health, and lines that observers (alarms) hand to write_lines();
+- the writer thread drains the store into InfluxDB (v1 or v2 API) in batches, retrying with backoff
+  while InfluxDB is down or refusing, and keeps per-node completeness (completeness.py) saved with
+  its cursor, so both survive a restart and a re-drain counts nothing twice;
+- the observer thread calls observers (add_observer) with records and statuses once they are
+  durably accepted, and on_tick about once a second.
+
+So an acknowledged message is on the gateway's disk; a message not yet on disk is unacknowledged,
+and the broker (persistent session, clean_session=False) delivers it again. A kill -9 at any point
+loses nothing: frames not yet drained are drained at the next start, and writing the same lines
+twice gives the same points.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from . import lineproto
-from .contract import ContractError, parse_data, parse_status, parse_topic
+from .completeness import Completeness
+from .contract import ContractError, Record, Status, parse_data, parse_status, parse_topic
 from .influx import InfluxV1Writer, InfluxWriteError
+from .keys import Verifier
+from .liveness import Liveness
 from .quarantine import FILE_NAME as QUARANTINE_FILE
 from .quarantine import Quarantine
+from .store import Position, Store
 
 log = logging.getLogger(__name__)
 
 DATA_SUBSCRIPTION = "edge/v1/+/+/data"
 STATUS_SUBSCRIPTION = "edge/v1/+/+/status"
 INFLUX_REJECT_TOPIC = "(influx write)"  # quarantine "topic" for points InfluxDB refused
+MAX_PAYLOAD = 1024 * 1024  # larger data payloads are quarantined unread
 
 
 class GatewayError(RuntimeError):
     pass
+
+
+class Observer(Protocol):
+    """What the gateway calls, from its observer thread, after data is durably accepted."""
+
+    def on_records(self, site: str, node: str, records: list[Record], receive_ms: int) -> None: ...
+
+    def on_status(self, site: str, node: str, status: Status, receive_ms: int) -> None: ...
+
+    def on_tick(self, now_ms: int) -> None: ...
 
 
 @dataclass
@@ -49,20 +74,32 @@ class GatewayConfig:
     mqtt_port: int = 1883
     mqtt_user: str | None = None
     mqtt_password: str | None = None
+    shared_group: str | None = None  # several gateways share the load: $share/<group>/...
+    influx_api: str = "v1"  # "v1" (/write) or "v2" (/api/v2/write)
     influx_url: str = "http://127.0.0.1:8086"
-    influx_db: str = "edge"
+    influx_db: str = "edge"  # v1 database, or v2 bucket
     influx_user: str | None = None
     influx_password: str | None = None
-    state_dir: Path = Path("run/gateway")  # the quarantine file lives here
+    influx_org: str = ""
+    influx_token: str | None = None
+    state_dir: Path = Path("run/gateway")  # the store (wal/) and the quarantine file live here
     client_id: str = "edgemon-gateway"  # also names the broker-side session: one gateway per id
-    batch_max: int = 5000  # lines per write
-    flush_interval_s: float = 0.2  # longest a line waits for its batch to fill
-    flush_idle_s: float = 0.005  # write early when no message came for this long
-    ingest_interval_s: float = 10.0  # how often `ingest` (lag) points are written
+    batch_max: int = 5000  # lines per InfluxDB request
+    group_max: int = 2000  # messages per store frame (one fsync)
+    fsync: bool = True
+    ingest_interval_s: float = 10.0  # how often `ingest` (lag), `gateway` and `completeness` points are written
+    tick_interval_s: float = 1.0  # liveness checks and observer ticks
     connect_timeout_s: float = 10.0  # start() gives up when not subscribed by then
     stop_timeout_s: float = 10.0  # stop() waits this long for InfluxDB to take what is pending
     retry_max_s: float = 30.0  # longest pause between write retries
     keepalive_s: int = 30
+    keys: dict[str, bytes] | None = None  # "site/node" -> HMAC key
+    require_signatures: bool = False
+    nodes: list[tuple[str, str, float]] = field(default_factory=list)  # (site, node, poll_s) watched for silence
+    default_poll_s: float = 10.0
+    silent_periods: float = 3.0
+    clock_future_tolerance_s: float = 60.0
+    clock_past_tolerance_s: float = 600.0
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -71,15 +108,26 @@ class GatewayConfig:
     def quarantine_path(self) -> Path:
         return self.state_dir / QUARANTINE_FILE
 
+    @property
+    def store_dir(self) -> Path:
+        return self.state_dir / "wal"
+
 
 @dataclass(slots=True)
-class _Item:
-    """One received message (or a gateway-made batch of lines when mid is None)."""
+class _Message:
+    topic: str
+    payload: bytes
+    receive_ms: int
+    mid: int
+    qos: int
+
+
+@dataclass(slots=True)
+class _Lines:
+    """Lines handed in by an observer (write_lines): stored like a message, then `done` is set."""
 
     lines: list[str]
-    readings: int = 0
-    mid: int | None = None
-    qos: int = 0
+    done: threading.Event
 
 
 _STOP = object()
@@ -89,47 +137,120 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _make_writer(cfg: GatewayConfig):
+    if cfg.influx_api == "v2":
+        from .influx_v2 import InfluxV2Writer
+
+        return InfluxV2Writer(cfg.influx_url, cfg.influx_db, cfg.influx_org, cfg.influx_token)
+    return InfluxV1Writer(cfg.influx_url, cfg.influx_db, cfg.influx_user, cfg.influx_password)
+
+
+def _hint(exc: InfluxWriteError, cfg: GatewayConfig) -> str:
+    what = "bucket" if cfg.influx_api == "v2" else "database"
+    if exc.status in (401, 403):
+        cred = "influx.token" if cfg.influx_api == "v2" else "influx.username/password"
+        return f"InfluxDB refused the credentials: check {cred} in gateway.toml"
+    if exc.status == 404:
+        return f"InfluxDB has no {what} {cfg.influx_db!r} (or org {cfg.influx_org!r}): create it or fix influx.{what}"
+    if exc.status is None:
+        return "InfluxDB unreachable"
+    return f"InfluxDB answered HTTP {exc.status}"
+
+
 class Gateway:
     def __init__(self, cfg: GatewayConfig):
         self.cfg = cfg
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._lock = threading.Lock()  # guards the counters below
+        self._inbox: list[Any] = []
+        self._inbox_cond = threading.Condition()
+        self._lock = threading.Lock()  # guards the counters and node stats below
         self._counters = {
             "received": 0,  # MQTT messages taken in
             "records": 0,  # valid data records
             "statuses": 0,  # valid status messages
+            "stored_readings": 0,  # reading points made durable in the store
             "readings_written": 0,  # reading points InfluxDB accepted
             "quarantined": 0,  # messages kept in the quarantine
             "write_errors": 0,  # failed write attempts (each retry counts)
             "points_rejected": 0,  # points InfluxDB refused as bad data (quarantined)
+            "duplicates": 0,  # records whose seq had already been received (completeness)
+            "observer_errors": 0,  # exceptions raised by observers
+            "clock_skewed": 0,  # records whose ts is not trusted (future/past/clk none)
         }
         self._nodes: dict[str, dict[str, Any]] = {}
         self._window: dict[str, dict[str, Any]] = {}  # per node, since the last `ingest` point
+        self._observers: list[Observer] = []
+        self._obs_queue: queue.Queue[Any] = queue.Queue()
         self._client: mqtt.Client | None = None
-        self._writer_thread: threading.Thread | None = None
-        self._influx: InfluxV1Writer | None = None
+        self._threads: dict[str, threading.Thread] = {}
+        self._influx = None
+        self.store: Store | None = None
         self.quarantine: Quarantine | None = None
+        self.verifier = Verifier(cfg.keys, cfg.require_signatures)
+        self.liveness = Liveness(
+            default_poll_s=cfg.default_poll_s, silent_periods=cfg.silent_periods,
+            future_tolerance_ms=int(cfg.clock_future_tolerance_s * 1000),
+            past_tolerance_ms=int(cfg.clock_past_tolerance_s * 1000),
+        )
         self._accepting = False
         self._started = False
         self._stopped = False
+        self._journal_stop = False
         self._stop_requested = threading.Event()
         self._stop_deadline = 0.0
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
         self._db_ready = False
+        self._cursor = Position(1, 0)
+        self._backlog_readings = 0  # stored, not yet written
+        self._backlog_logged = 0.0
+
+    # ------------------------------------------------------------------ observers
+
+    def add_observer(self, obs: Observer) -> None:
+        """Register before start(): called from one observer thread, after durable acceptance."""
+        if self._started:
+            raise GatewayError("add_observer() must be called before start()")
+        self._observers.append(obs)
+
+    def write_lines(self, lines: list[str], timeout_s: float = 30.0) -> None:
+        """Put gateway-made line-protocol lines (e.g. `alarm` points) through the same durable
+        path as node data: returns once they are in the store; the writer takes them to InfluxDB."""
+        if not lines:
+            return
+        for ln in lines:
+            if not isinstance(ln, str) or "\n" in ln:
+                raise ValueError(f"not one line of line protocol: {ln!r}")
+        if not self._started or self._journal_stop:
+            raise GatewayError("gateway not running: lines not stored")
+        item = _Lines(list(lines), threading.Event())
+        with self._inbox_cond:
+            self._inbox.append(item)
+            self._inbox_cond.notify()
+        if not item.done.wait(timeout_s):
+            raise GatewayError(f"lines not stored within {timeout_s} s")
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Connect, subscribe (QoS 1) and start the network loop and the writer thread. Returns
-        once subscribed; raises GatewayError when the broker refuses or does not answer."""
+        """Open the store, connect, subscribe (QoS 1), start the threads. Returns once subscribed;
+        raises GatewayError when the broker refuses or does not answer."""
         if self._started:
             raise GatewayError("gateway already started")
         self._started = True
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self.quarantine = Quarantine(cfg.quarantine_path)
-        self._influx = InfluxV1Writer(cfg.influx_url, cfg.influx_db, cfg.influx_user, cfg.influx_password)
+        self.store = Store(cfg.store_dir, fsync=cfg.fsync)
+        self._cursor, state = self.store.load_cursor()
+        self._completeness = Completeness(state.get("completeness"))
+        self._backlog_readings = self._count_backlog()
+        if self._backlog_readings:
+            log.info("store: backlog=%d readings (%d bytes) from before the restart, draining",
+                     self._backlog_readings, self.store.backlog_bytes(self._cursor))
+        now = _now_ms()
+        for site, node, poll_s in cfg.nodes:
+            self.liveness.configure(site, node, poll_s, now)
+        self._influx = _make_writer(cfg)
         self._ensure_database()
 
         client = mqtt.Client(
@@ -149,8 +270,11 @@ class Gateway:
         self._client = client
 
         self._accepting = True
-        self._writer_thread = threading.Thread(target=self._writer_loop, name="edgemon-writer", daemon=True)
-        self._writer_thread.start()
+        for name, target in (("journal", self._journal_loop), ("writer", self._writer_loop),
+                             ("observer", self._observer_loop)):
+            t = threading.Thread(target=target, name=f"edgemon-{name}", daemon=True)
+            self._threads[name] = t
+            t.start()
         try:
             client.connect(cfg.mqtt_host, cfg.mqtt_port, keepalive=cfg.keepalive_s)
         except OSError as exc:
@@ -162,50 +286,76 @@ class Gateway:
             self._abort()
             raise GatewayError(f"MQTT broker {cfg.mqtt_host}:{cfg.mqtt_port}: {reason}")
         log.info(
-            "gateway up: mqtt %s:%s as %s, influx %s db %s, quarantine %s",
-            cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.influx_url, cfg.influx_db, cfg.quarantine_path,
+            "gateway up: mqtt=%s:%s client_id=%s shared_group=%s influx=%s api=%s db=%s state_dir=%s",
+            cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.shared_group or "-", cfg.influx_url,
+            cfg.influx_api, cfg.influx_db, cfg.state_dir,
         )
 
     def stop(self) -> None:
-        """Write what is pending (waiting up to stop_timeout_s for InfluxDB), acknowledge it,
-        disconnect. Idempotent. Messages not written by then stay unacknowledged at the broker."""
+        """Graceful: stop taking messages, store and acknowledge those already taken, disconnect,
+        then let the writer finish draining (up to stop_timeout_s while InfluxDB is unavailable;
+        what is left stays in the store for the next start). Idempotent."""
         if not self._started or self._stopped:
             return
         self._stopped = True
         self._accepting = False
-        self._stop_deadline = time.monotonic() + self.cfg.stop_timeout_s
-        self._stop_requested.set()
-        self._queue.put(_STOP)
-        if self._writer_thread is not None:
-            self._writer_thread.join(self.cfg.stop_timeout_s + 5)
-            if self._writer_thread.is_alive():
-                log.error("writer thread did not finish in time")
+        self._finish_journal()
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        self._stop_deadline = time.monotonic() + self.cfg.stop_timeout_s
+        self._stop_requested.set()
+        if self.store is not None:
+            self.store.wake()
+        writer = self._threads.get("writer")
+        if writer is not None:
+            writer.join(self.cfg.stop_timeout_s + 30)
+            if writer.is_alive():
+                log.error("writer thread did not finish in time")
+        self._obs_queue.put(_STOP)
+        obs = self._threads.get("observer")
+        if obs is not None:
+            obs.join(10)
+        self._close_files()
+        log.info("gateway stopped: %s", " ".join(f"{k}={v}" for k, v in sorted(self._counters.items())))
+
+    def _finish_journal(self) -> None:
+        with self._inbox_cond:
+            self._journal_stop = True
+            self._inbox_cond.notify()
+        journal = self._threads.get("journal")
+        if journal is not None:
+            journal.join(30)
+
+    def _close_files(self) -> None:
+        if self.store is not None:
+            self.store.close()
         if self.quarantine is not None:
             self.quarantine.close()
         if self._influx is not None:
             self._influx.close()
-        log.info("gateway stopped")
 
     def _abort(self) -> None:
         """Undo a start() that failed half-way."""
         self._accepting = False
         self._stopped = True
+        self._finish_journal()
         self._stop_requested.set()
         self._stop_deadline = time.monotonic()
-        self._queue.put(_STOP)
+        if self.store is not None:
+            self.store.wake()
         if self._client is not None:
             self._client.loop_stop()
             try:
                 self._client.disconnect()
             except Exception:  # noqa: BLE001 - best effort on a client that never connected
                 pass
-        if self._writer_thread is not None:
-            self._writer_thread.join(5)
-        if self.quarantine is not None:
-            self.quarantine.close()
+        for name in ("writer",):
+            t = self._threads.get(name)
+            if t is not None:
+                t.join(5)
+        self._obs_queue.put(_STOP)
+        self._close_files()
 
     def __enter__(self) -> Gateway:
         self.start()
@@ -216,19 +366,45 @@ class Gateway:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """A snapshot: counters, pending queue length and, per "site/node", the last record's
-        ts/seq, when it was received and how late (lag_ms = receive time - ts)."""
+        """A snapshot: counters, the backlog (stored, not yet in InfluxDB) and, per "site/node",
+        the last record's ts/seq, when it was received and how late (lag_ms = receive - ts)."""
         with self._lock:
             snapshot: dict[str, Any] = dict(self._counters)
             snapshot["nodes"] = copy.deepcopy(self._nodes)
-        snapshot["pending"] = self._queue.qsize()
+            snapshot["backlog_readings"] = self._backlog_readings
+        with self._inbox_cond:
+            snapshot["pending"] = len(self._inbox)
         return snapshot
+
+    def completeness(self) -> dict[str, dict[str, int]]:
+        """Per "site/node": expected, received, missing, duplicates (as drained so far)."""
+        with self._lock:
+            return {k: {"expected": n.expected, "received": n.received, "missing": n.missing,
+                        "duplicates": n.duplicates} for k, n in self._completeness.nodes.items()}
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counters[name] += n
 
+    def _count_backlog(self) -> int:
+        assert self.store is not None
+        pos, end, total = self._cursor, self.store.end, 0
+        while pos < end:
+            bodies, pos = self.store.read(pos, end)
+            if not bodies:
+                break
+            total += sum(json.loads(b[: b.index(b"\n")])["r"] for b in bodies)
+        return total
+
     # ------------------------------------------------------------------ MQTT callbacks (paho thread)
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        group = self.cfg.shared_group
+        if group:
+            # Each message to exactly one gateway of the group. Retained statuses are not sent to
+            # shared subscriptions; silence liveness covers a node whose status came before.
+            return [(f"$share/{group}/{DATA_SUBSCRIPTION}", 1), (f"$share/{group}/{STATUS_SUBSCRIPTION}", 1)]
+        return [(DATA_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -236,8 +412,8 @@ class Gateway:
             log.error("MQTT %s", self._connect_error)
             self._subscribed.set()  # wakes start(), which reports the error
             return
-        log.info("MQTT connected (session present: %s)", flags.session_present)
-        client.subscribe([(DATA_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        log.info("MQTT connected (session_present=%s)", flags.session_present)
+        client.subscribe(self._subscriptions())
 
     def _on_subscribe(self, client, userdata, mid, reason_code_list, properties) -> None:
         failed = [str(rc) for rc in reason_code_list if rc.is_failure]
@@ -253,51 +429,139 @@ class Gateway:
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if not self._accepting:
             return  # stopping: left unacknowledged, the broker delivers it again next session
-        receive_ms = _now_ms()
         try:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", errors="replace")
-        payload = msg.payload
-        item = _Item(lines=[], mid=msg.mid, qos=msg.qos)
-        self._count("received")
-        try:
-            item.lines, item.readings = self._lines_for(topic, payload, receive_ms)
-        except ContractError as exc:
-            self._quarantine(topic, payload, exc.reason, receive_ms)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the ingest of other messages
-            log.exception("unexpected error handling %s", topic)
-            self._quarantine(topic, payload, f"gateway error: {exc!r}", receive_ms)
-        self._queue.put(item)
+        item = _Message(topic, msg.payload, _now_ms(), msg.mid, msg.qos)
+        with self._inbox_cond:
+            self._inbox.append(item)
+            if len(self._inbox) == 1:
+                self._inbox_cond.notify()
+
+    # ------------------------------------------------------------------ journal thread
+
+    def _journal_loop(self) -> None:
+        cfg = self.cfg
+        next_tick = time.monotonic() + cfg.tick_interval_s
+        next_report = time.monotonic() + cfg.ingest_interval_s
+        while True:
+            with self._inbox_cond:
+                if not self._inbox and not self._journal_stop:
+                    self._inbox_cond.wait(max(0.0, min(next_tick, next_report) - time.monotonic()))
+                group = self._inbox[: cfg.group_max]
+                del self._inbox[: cfg.group_max]
+                stopping = self._journal_stop and not self._inbox
+            extra: list[str] = []
+            now = time.monotonic()
+            if now >= next_tick or stopping:
+                next_tick = now + cfg.tick_interval_s
+                now_ms = _now_ms()
+                extra.extend(self.liveness.tick(now_ms))
+                self._obs_queue.put(("tick", now_ms))
+            if now >= next_report or stopping:
+                next_report = now + cfg.ingest_interval_s
+                extra.extend(self._ingest_lines())
+                extra.append(self._health_line())
+            if group or extra:
+                self._commit(group, extra)
+            if stopping:
+                return
+
+    def _commit(self, group: list[Any], extra: list[str]) -> None:
+        """Validate the group, store it as one frame (fsync), then acknowledge it in order."""
+        lines: list[str] = []
+        meta: list[list[Any]] = []  # [site, node, [seq, ...]] per data message, for completeness
+        readings = 0
+        waiters: list[threading.Event] = []
+        events: list[tuple] = []
+        quarantined = 0
+        for item in group:
+            if isinstance(item, _Lines):
+                lines.extend(item.lines)
+                waiters.append(item.done)
+                continue
+            self._count("received")
+            try:
+                n, event = self._lines_for(item, lines, meta)
+                readings += n
+                if event is not None:
+                    events.append(event)
+            except ContractError as exc:
+                self._quarantine(item.topic, item.payload, exc.reason, item.receive_ms)
+                quarantined += 1
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the ingest of other messages
+                log.exception("unexpected error handling %s", item.topic)
+                self._quarantine(item.topic, item.payload, f"gateway error: {exc!r}", item.receive_ms)
+                quarantined += 1
+        lines.extend(extra)
+        assert self.store is not None
+        if lines or meta:
+            body = (json.dumps({"r": readings, "m": meta}, separators=(",", ":")) + "\n" + "\n".join(lines)).encode()
+            while True:
+                try:
+                    self.store.append([body])
+                    break
+                except OSError as exc:
+                    # Disk full or failing: nothing is acknowledged; retry until it heals.
+                    log.error("store: cannot append (%s); messages stay unacknowledged at the broker", exc)
+                    time.sleep(1.0)
+            with self._lock:
+                self._counters["stored_readings"] += readings
+                self._backlog_readings += readings
+        if quarantined:
+            assert self.quarantine is not None
+            self.quarantine.sync()
+        client = self._client
+        for item in group:
+            if isinstance(item, _Message) and item.qos > 0 and client is not None:
+                client.ack(item.mid, item.qos)
+        for done in waiters:
+            done.set()
+        if self._observers:
+            for event in events:
+                self._obs_queue.put(event)
 
     def _quarantine(self, topic: str, payload: bytes, reason: str, receive_ms: int) -> None:
-        # A small appended line: cheap enough for the network thread, and the entry must exist
-        # before the message is acknowledged.
         assert self.quarantine is not None
         self.quarantine.add(topic, payload, reason, received_ms=receive_ms)
         self._count("quarantined")
 
-    def _lines_for(self, topic: str, payload: bytes, receive_ms: int) -> tuple[list[str], int]:
-        t = parse_topic(topic)
+    def _lines_for(self, item: _Message, lines: list[str], meta: list[list[Any]]) -> tuple[int, tuple | None]:
+        t = parse_topic(item.topic)
+        payload = item.payload
         if t.kind == "data":
+            if len(payload) > MAX_PAYLOAD:
+                raise ContractError(f"payload: {len(payload)} bytes, more than the {MAX_PAYLOAD} a record or batch may have")
             records = parse_data(payload)
-            lines: list[str] = []
+            self.verifier.check(t.site, t.node, payload)
+            n = 0
             for record in records:
-                lines.extend(lineproto.reading_lines(t.site, t.node, record))
-            self._note_records(t.site, t.node, records, receive_ms)
-            return lines, len(lines)
+                new = lineproto.reading_lines(t.site, t.node, record)
+                lines.extend(new)
+                n += len(new)
+            in_batch = len(records) > 1 or b'"batch"' in payload[:64]
+            before = self.liveness.skewed_records
+            lines.extend(self.liveness.on_data(t.site, t.node, records, item.receive_ms, in_batch))
+            if self.liveness.skewed_records != before:
+                self._count("clock_skewed", self.liveness.skewed_records - before)
+            meta.append([t.site, t.node, [r.seq for r in records]])
+            self._note_records(t.site, t.node, records, item.receive_ms)
+            return n, ("records", t.site, t.node, records, item.receive_ms)
         if t.kind == "status":
             if not payload:
                 # An empty retained message is how a retained status is cleared (a node taken
                 # out of service): nothing to record, nothing wrong.
                 log.info("retained status of %s/%s cleared", t.site, t.node)
-                return [], 0
+                return 0, None
             status = parse_status(payload)
             self._count("statuses")
-            return [lineproto.node_line(t.site, t.node, status, receive_ms)], 0
-        raise ContractError(f"topic {topic!r}: the gateway does not take {t.kind!r} messages here")
+            self.liveness.on_status(t.site, t.node, status.online, item.receive_ms)
+            lines.append(lineproto.node_line(t.site, t.node, status, item.receive_ms))
+            return 0, ("status", t.site, t.node, status, item.receive_ms)
+        raise ContractError(f"topic {item.topic!r}: the gateway does not take {t.kind!r} messages here")
 
-    def _note_records(self, site: str, node: str, records, receive_ms: int) -> None:
+    def _note_records(self, site: str, node: str, records: list[Record], receive_ms: int) -> None:
         key = f"{site}/{node}"
         with self._lock:
             self._counters["records"] += len(records)
@@ -318,50 +582,6 @@ class Gateway:
             stats["last_seq"] = last.seq
             stats["last_receive_ms"] = receive_ms
 
-    # ------------------------------------------------------------------ writer thread
-
-    def _writer_loop(self) -> None:
-        cfg = self.cfg
-        pending: list[_Item] = []
-        n_lines = 0
-        first_at = 0.0
-        next_ingest = time.monotonic() + cfg.ingest_interval_s
-        stopping = False
-        while not stopping:
-            now = time.monotonic()
-            if pending:
-                timeout = max(0.0, min(first_at + cfg.flush_interval_s - now, cfg.flush_idle_s))
-            else:
-                timeout = max(0.0, next_ingest - now)
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                stopping = True
-            elif item is not None:
-                if not pending:
-                    first_at = time.monotonic()
-                pending.append(item)
-                n_lines += len(item.lines)
-                if n_lines < cfg.batch_max and time.monotonic() < first_at + cfg.flush_interval_s:
-                    continue  # keep filling while messages keep coming
-            if time.monotonic() >= next_ingest or stopping:
-                next_ingest = time.monotonic() + cfg.ingest_interval_s
-                ingest = self._ingest_lines()
-                if ingest:
-                    pending.append(_Item(lines=ingest))
-            if pending:
-                if not self._flush(pending):
-                    break  # stop deadline passed with InfluxDB unavailable
-                pending, n_lines = [], 0
-        if pending:
-            unacked = sum(1 for it in pending if it.mid is not None)
-            log.warning(
-                "stopping with %d message(s) not written to InfluxDB; left unacknowledged, "
-                "the broker delivers them again to the next session", unacked,
-            )
-
     def _ingest_lines(self) -> list[str]:
         with self._lock:
             window, self._window = self._window, {}
@@ -374,28 +594,70 @@ class Gateway:
             for w in window.values()
         ]
 
-    def _flush(self, items: list[_Item]) -> bool:
-        """Write the items' lines, then acknowledge the messages, in order. False when stopping
-        and InfluxDB did not take them before the stop deadline."""
-        lines = [line for it in items for line in it.lines]
-        if lines and not self._write_with_retry(lines):
-            return False
-        readings = sum(it.readings for it in items)
-        if readings:
-            self._count("readings_written", readings)
-        client = self._client
-        for it in items:
-            if it.mid is not None and it.qos > 0 and client is not None:
-                client.ack(it.mid, it.qos)
-        return True
+    def _health_line(self) -> str:
+        s = self.stats
+        backlog_bytes = self.store.backlog_bytes(self._cursor) if self.store is not None else 0
+        fields = {
+            "backlog_readings": s["backlog_readings"], "backlog_bytes": backlog_bytes,
+            "received": s["received"], "records": s["records"], "stored_readings": s["stored_readings"],
+            "readings_written": s["readings_written"], "quarantined": s["quarantined"],
+            "write_errors": s["write_errors"], "duplicates": s["duplicates"],
+            "observer_errors": s["observer_errors"], "clock_skewed": s["clock_skewed"],
+        }
+        log.info("health %s", " ".join(f"{k}={v}" for k, v in fields.items()))
+        return lineproto.line("gateway", {"gateway": self.cfg.client_id}, fields, _now_ms())
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _writer_loop(self) -> None:
+        cfg = self.cfg
+        store = self.store
+        assert store is not None
+        next_points = time.monotonic() + cfg.ingest_interval_s
+        max_bytes = max(64 * 1024, cfg.batch_max * 120)
+        while True:
+            stopping = self._stop_requested.is_set()
+            end = store.end if stopping else store.wait_for_data(self._cursor, 0.5)
+            lines: list[str] = []
+            readings = 0
+            new_cursor = self._cursor
+            if self._cursor < end:
+                bodies, new_cursor = store.read(self._cursor, end, max_bytes)
+                for body in bodies:
+                    text = body.decode("utf-8")
+                    head, _, rest = text.partition("\n")
+                    meta = json.loads(head)
+                    readings += meta["r"]
+                    with self._lock:
+                        for site, node, seqs in meta["m"]:
+                            self._counters["duplicates"] += self._completeness.add(site, node, seqs)
+                    if rest:
+                        lines.extend(rest.split("\n"))
+            now = time.monotonic()
+            if now >= next_points or (stopping and new_cursor >= end):
+                next_points = now + cfg.ingest_interval_s
+                with self._lock:
+                    lines.extend(self._completeness.lines(_now_ms()))
+            if lines and not self._write_with_retry(lines):
+                log.warning("stopping with backlog=%d readings not yet in InfluxDB; kept in the store for the next start",
+                            self._backlog_readings)
+                return
+            if new_cursor != self._cursor:
+                with self._lock:
+                    state = {"completeness": self._completeness.to_json()}
+                    self._counters["readings_written"] += readings
+                    self._backlog_readings -= readings
+                store.save_cursor(new_cursor, state)
+                self._cursor = new_cursor
+                store.drop_before(new_cursor)
+            if stopping and self._cursor >= store.end:
+                return
 
     def _write_with_retry(self, lines: list[str]) -> bool:
         delay = 0.5
         while True:
             try:
                 if not self._db_ready:
-                    # The write below says whether it matters: a user without the right to
-                    # create databases can still write into an existing one.
                     try:
                         self._ensure_database()
                     except InfluxWriteError as exc:
@@ -406,16 +668,19 @@ class Gateway:
                 self._count("write_errors")
                 if exc.status == 404:
                     self._db_ready = False  # "database not found": create it on the next try
+                hint = _hint(exc, self.cfg)
+                backlog = self._backlog_readings
                 if self._stop_requested.is_set():
                     left = self._stop_deadline - time.monotonic()
                     if left <= 0:
-                        log.error("write of %d lines failed while stopping: %s", len(lines), exc)
+                        log.error("write failed while stopping: %s (%s)", hint, exc)
                         return False
-                    log.warning("write of %d lines failed (%s); stopping, retrying for %.1f s more",
-                                len(lines), exc, left)
+                    log.warning("write failed: %s; stopping, retrying for %.1f s more", hint, left)
                     time.sleep(min(delay, left))
                 else:
-                    log.warning("write of %d lines failed (%s); retrying in %.1f s", len(lines), exc, delay)
+                    level = logging.ERROR if exc.status is not None and 400 <= exc.status < 500 else logging.WARNING
+                    log.log(level, "write failed: %s (%s); backlog=%d readings kept in the store; retrying in %.1f s",
+                            hint, str(exc)[:200], backlog, delay)
                     self._stop_requested.wait(delay)
                 delay = min(delay * 2, self.cfg.retry_max_s)
 
@@ -434,6 +699,7 @@ class Gateway:
                 self._count("write_errors")
                 assert self.quarantine is not None
                 self.quarantine.add(INFLUX_REJECT_TOPIC, lines[0].encode("utf-8"), f"InfluxDB refused the point: {exc}")
+                self.quarantine.sync()
                 self._count("quarantined")
                 return
         half = len(lines) // 2
@@ -446,6 +712,33 @@ class Gateway:
             self._influx.ensure_database()
             self._db_ready = True
         except InfluxWriteError as exc:
-            if threading.current_thread() is self._writer_thread:
+            if threading.current_thread() is self._threads.get("writer"):
                 raise
             log.warning("cannot create database %r yet (%s); the writer keeps trying", self.cfg.influx_db, exc)
+
+    # ------------------------------------------------------------------ observer thread
+
+    def _observer_loop(self) -> None:
+        while True:
+            event = self._obs_queue.get()
+            if event is _STOP:
+                return
+            if not self._observers:
+                continue
+            kind = event[0]
+            for obs in self._observers:
+                try:
+                    if kind == "records":
+                        obs.on_records(event[1], event[2], event[3], event[4])
+                    elif kind == "status":
+                        obs.on_status(event[1], event[2], event[3], event[4])
+                    elif kind == "tick":
+                        obs.on_tick(event[1])
+                except Exception:  # noqa: BLE001 - an observer's bug must not stop the gateway
+                    self._count("observer_errors")
+                    log.exception("observer %r failed on %s", obs, kind)
+
+
+def observer_writer(gw: Gateway) -> Callable[[list[str]], None]:
+    """The `influx_write` callable handed to observers: durable, like node data."""
+    return gw.write_lines

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -66,8 +67,8 @@ def entry_payload(entry: dict[str, Any]) -> bytes:
 
 
 class Quarantine:
-    """Thread-safe; each add is one appended, flushed line (not fsynced: a crash may lose the last
-    few entries, never corrupt earlier ones)."""
+    """Thread-safe; each add is one appended, flushed line; the gateway calls sync() before it
+    acknowledges the messages, so an acknowledged rejected payload is on disk."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -88,8 +89,15 @@ class Quarantine:
             self._file.write(text)
             self._file.flush()
             self._counts[key] = self._counts.get(key, 0) + 1
-        log.warning("quarantined %s (%d bytes): %s", topic, entry["size"], reason)
+        log.warning("quarantined %s (%d bytes): %s", topic[:200], entry["size"], reason[:300])
         return entry
+
+    def sync(self) -> None:
+        """fsync what was added: called before the messages it holds are acknowledged."""
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
 
     @property
     def counts(self) -> dict[str, int]:

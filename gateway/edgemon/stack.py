@@ -29,6 +29,7 @@ DEBIAN_PACKAGES = {
     "mosquitto": "mosquitto",
     "mosquitto_passwd": "mosquitto",
     "influxd": "influxdb",
+    "victoria-metrics": "victoria-metrics",
 }
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
@@ -74,6 +75,8 @@ def ensure_installed(commands=tuple(DEBIAN_PACKAGES)) -> dict[str, str]:
 
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # Like the servers themselves: connections in TIME_WAIT (after a restart) do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -182,9 +185,15 @@ class Mosquitto:
             "persistence true",
             f"persistence_location {self.dir / 'data'}/",
             "autosave_interval 5",
-            # Offline persistent sessions (the gateway) must not lose queued QoS 1 messages.
+            # The gateway's persistent session keeps QoS 1 messages while it is down. Mosquitto's
+            # default keeps only 100 and drops the rest. 1,000,000 is 2.7 h of 1,000 sites at one
+            # record per 10 s; at ~0.5 KB per queued message (payload ~250 B + topic + bookkeeping)
+            # that is ~500 MB of broker RAM at worst. See server/mosquitto.conf.
             "max_queued_messages 1000000",
-            "max_inflight_messages 100",
+            "max_queued_bytes 0",
+            # Unacknowledged messages in flight per client: the gateway acknowledges in groups after
+            # one fsync, so a deeper window keeps it busy (100 would cap it at 100 per disk flush).
+            "max_inflight_messages 1000",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
@@ -286,6 +295,57 @@ class InfluxDB:
 
     def stop(self):
         _stop_process(self.proc)
+
+
+@dataclass
+class VictoriaMetrics:
+    """One VictoriaMetrics single-node server on 127.0.0.1: takes InfluxDB line protocol on
+    /write and /api/v2/write, answers /api/v1/export and Prometheus queries."""
+
+    run_dir: Path
+    port: int = 0
+    basic_auth: tuple[str, str] | None = None  # require HTTP basic auth (to test refused credentials)
+    proc: subprocess.Popen | None = None
+
+    def __post_init__(self):
+        self.run_dir = Path(self.run_dir)
+        self.dir = self.run_dir / "victoria-metrics"
+        self.log_path = self.dir / "victoria-metrics.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0):
+        cmds = ensure_installed(("victoria-metrics",))
+        if not self.port:
+            self.port = free_port()
+        _require_free(self.port, "victoria-metrics")
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [cmds["victoria-metrics"], f"-storageDataPath={self.dir / 'data'}",
+             f"-httpListenAddr=127.0.0.1:{self.port}", "-retentionPeriod=100y",
+             "-search.disableCache", "-loggerLevel=WARN",
+             *([f"-httpAuth.username={self.basic_auth[0]}", f"-httpAuth.password={self.basic_auth[1]}"]
+               if self.basic_auth else [])],
+            stdout=logf, stderr=logf, **child_kwargs())
+
+        def answers():
+            return requests.get(self.url + "/health", timeout=0.5, auth=self.basic_auth).status_code == 200
+
+        _wait_until(answers, timeout_s, "victoria-metrics", self.proc, self.log_path)
+        log.info("victoria-metrics pid %d on %s", self.proc.pid, self.url)
+        return self
+
+    def stop(self):
+        _stop_process(self.proc)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class LocalStack:

@@ -1,0 +1,116 @@
+"""Per-node HMAC keys and payload signature checks (DESIGN.md section 3, `sig`).
+
+The keys file lives outside the repository, readable by the gateway's user only (mode 0600):
+
+    # /etc/edgemon/keys.toml
+    [keys]
+    "qd-plant/node01" = "5f0c...64 hex chars..."   # the node's key, hex (at least 16 bytes)
+
+A site with at least one key requires signatures from all its nodes; `require_signatures = true`
+in gateway.toml requires them everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+import tomllib
+from pathlib import Path
+
+from .contract import ID_RE, ContractError, split_signature
+
+MIN_KEY_BYTES = 16
+
+
+class KeysError(ValueError):
+    pass
+
+
+def check_private(path: Path) -> None:
+    """Refuse a file group or others can read or write."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        raise KeysError(
+            f"{path}: mode {mode:04o} lets group/others read it; node keys must be private. "
+            f"Fix: chmod 600 {path}"
+        )
+
+
+def load_keys(path: str | Path) -> dict[str, bytes]:
+    """{"site/node": key bytes} from a keys file; checks its mode first."""
+    path = Path(path)
+    if not path.exists():
+        raise KeysError(f"{path}: keys file not found (trust.keys_file in gateway.toml)")
+    check_private(path)
+    try:
+        doc = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KeysError(f"{path}: not valid TOML: {exc}") from exc
+    table = doc.get("keys")
+    if not isinstance(table, dict):
+        raise KeysError(f'{path}: expected a [keys] table of "site/node" = "<hex key>"')
+    keys: dict[str, bytes] = {}
+    for name, value in table.items():
+        parts = name.split("/")
+        if len(parts) != 2 or not all(ID_RE.fullmatch(p) for p in parts):
+            raise KeysError(f'{path}: keys."{name}": expected "site/node" ([A-Za-z0-9_-]{{1,64}} each)')
+        if not isinstance(value, str):
+            raise KeysError(f'{path}: keys."{name}": expected a hex string')
+        try:
+            key = bytes.fromhex(value)
+        except ValueError:
+            raise KeysError(f'{path}: keys."{name}": not hex') from None
+        if len(key) < MIN_KEY_BYTES:
+            raise KeysError(f'{path}: keys."{name}": {len(key)} bytes; use at least {MIN_KEY_BYTES} '
+                            f"(e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+        keys[name] = key
+    return keys
+
+
+def sign(payload_without_sig: bytes, key: bytes) -> str:
+    return hmac.new(key, payload_without_sig, hashlib.sha256).hexdigest()
+
+
+def signed_payload(obj_json: bytes, key: bytes) -> bytes:
+    """Append `,"sig":"<hex>"` inside the closing brace of a JSON object (what a node does)."""
+    body = obj_json.rstrip()
+    if not body.endswith(b"}"):
+        raise ValueError("not a JSON object")
+    head = body[:-1]
+    sig = sign(head + b"}", key)
+    return head + b',"sig":"' + sig.encode() + b'"}'
+
+
+class Verifier:
+    """Decides whether a data payload's signature is acceptable for the topic's site/node."""
+
+    def __init__(self, keys: dict[str, bytes] | None = None, require_all: bool = False):
+        self.keys = dict(keys or {})
+        self.require_all = require_all
+        self.keyed_sites = {name.split("/", 1)[0] for name in self.keys}
+
+    def required(self, site: str, node: str) -> bool:
+        return self.require_all or site in self.keyed_sites or f"{site}/{node}" in self.keys
+
+    def check(self, site: str, node: str, payload: bytes) -> None:
+        """Raise ContractError with the reason when the payload may not be taken as this node's."""
+        if not self.required(site, node):
+            return
+        name = f"{site}/{node}"
+        signed, sig = split_signature(payload)
+        if sig is None:
+            raise ContractError(f"sig: missing; {name} must sign its payloads (HMAC-SHA256, last member)")
+        key = self.keys.get(name)
+        if key is None:
+            raise ContractError(f"sig: no key for {name} in the keys file; the payload cannot be trusted")
+        expected = sign(signed, key)
+        if hmac.compare_digest(expected, sig.lower()):
+            return
+        # Diagnose: is it another node's key (a node publishing on someone else's topic)?
+        if len(self.keys) <= 10_000:
+            for other, other_key in self.keys.items():
+                if other != name and hmac.compare_digest(sign(signed, other_key), sig.lower()):
+                    raise ContractError(f"sig: signed with the key of {other}, not of {name} (topic's site/node)")
+        raise ContractError(f"sig: does not match the key of {name}")

@@ -1,0 +1,296 @@
+"""The gateway's pure parts and local files: the durable store, completeness, keys, config,
+liveness, and a hypothesis fuzz of the payload parser (nothing but ContractError ever escapes,
+and what is accepted becomes valid line protocol with float values)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgemon import lineproto
+from edgemon.completeness import Completeness, NodeCompleteness
+from edgemon.config import ConfigError, load
+from edgemon.contract import ContractError, Record, Reading, parse_data, parse_status
+from edgemon.gateway_cli import gateway as gateway_cli
+from edgemon.keys import KeysError, Verifier, load_keys, signed_payload
+from edgemon.liveness import Liveness
+from edgemon.store import Position, Store
+
+TS = 1764000000000
+
+
+# --- store -----------------------------------------------------------------------------------
+
+
+def test_store_round_trip_cursor_and_segments(tmp_path):
+    s = Store(tmp_path, segment_bytes=100)
+    ends = [s.append([f"frame {i}".encode() * 5]) for i in range(10)]
+    assert len(s.segments()) > 3  # rotated
+    bodies, pos = s.read(Position(1, 0), s.end, max_bytes=10**6)
+    assert bodies == [f"frame {i}".encode() * 5 for i in range(10)] and pos == ends[-1]
+    s.save_cursor(ends[4], {"completeness": {"a/b": [1, 2, 2, 0, [], 0]}})
+    s.close()
+    s2 = Store(tmp_path, segment_bytes=100)
+    cursor, state = s2.load_cursor()
+    assert cursor == ends[4] and state["completeness"]["a/b"][1] == 2
+    rest, _ = s2.read(cursor, s2.end)
+    assert rest == [f"frame {i}".encode() * 5 for i in range(5, 10)]
+    assert s2.backlog_bytes(cursor) == sum(8 + len(b) for b in rest)
+    assert s2.drop_before(cursor) >= 1 and min(s2.segments()) == cursor.segment
+
+
+def test_store_cuts_a_torn_frame_after_a_crash(tmp_path):
+    s = Store(tmp_path)
+    s.append([b"one", b"two"])
+    s.close()
+    seg = tmp_path / f"{1:020d}.seg"
+    with open(seg, "ab") as f:
+        f.write(b"\x10\x00\x00\x00\xde\xad")  # a header cut short: the power went mid-write
+    s2 = Store(tmp_path)
+    bodies, _ = s2.read(Position(1, 0), s2.end)
+    assert bodies == [b"one", b"two"]
+    s2.append([b"three"])
+    assert s2.read(Position(1, 0), s2.end)[0] == [b"one", b"two", b"three"]
+
+
+# --- completeness ----------------------------------------------------------------------------
+
+
+def test_completeness_gaps_late_records_and_duplicates():
+    nc = NodeCompleteness()
+    for seq in (10, 11, 15, 12, 11, 20):
+        nc.add(seq)
+    assert (nc.expected, nc.received, nc.missing, nc.duplicates) == (11, 5, 6, 1)
+    assert nc.gaps == [[13, 14], [16, 19]]
+    for seq in (13, 14, 17):
+        nc.add(seq)
+    assert nc.gaps == [[16, 16], [18, 19]] and nc.missing == 3
+    nc.add(8)  # older than anything seen: the range widens, 9 is missing
+    assert (nc.first, nc.missing, nc.expected) == (8, 4, 13)
+
+
+@given(st.lists(st.integers(0, 200), max_size=300))
+def test_completeness_matches_a_set(seqs):
+    c = Completeness()
+    c.add("s", "n", seqs)
+    c = Completeness(json.loads(json.dumps(c.to_json())))  # through its saved form
+    nc = c.nodes.get("s/n")
+    if not seqs:
+        assert nc.expected == nc.received == nc.missing == 0
+        return
+    distinct = set(seqs)
+    assert nc.received == len(distinct)
+    assert nc.duplicates == len(seqs) - len(distinct)
+    assert nc.expected == max(seqs) - min(seqs) + 1
+    assert nc.missing == nc.expected - len(distinct)
+
+
+# --- keys and signatures ---------------------------------------------------------------------
+
+
+def test_keys_file_must_be_private(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_text('[keys]\n"s1/n1" = "' + "ab" * 32 + '"\n')
+    os.chmod(path, 0o644)
+    with pytest.raises(KeysError, match=f"chmod 600 {re.escape(str(path))}"):
+        load_keys(path)
+    os.chmod(path, 0o600)
+    assert load_keys(path) == {"s1/n1": bytes.fromhex("ab" * 32)}
+    path.write_text('[keys]\n"s1/n1" = "abcd"\n')
+    with pytest.raises(KeysError, match="use at least 16"):
+        load_keys(path)
+
+
+def test_verifier_uses_the_topic_node_key():
+    keys = {"s1/a": b"k" * 32, "s1/b": b"j" * 32}
+    v = Verifier(keys)
+    body = b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1,"f":"N"}}}'
+    v.check("s1", "a", signed_payload(body, keys["s1/a"]))
+    v.check("other", "x", body)  # a site without keys needs no signature
+    with pytest.raises(ContractError, match="signed with the key of s1/b"):
+        v.check("s1", "a", signed_payload(body, keys["s1/b"]))
+    with pytest.raises(ContractError, match="sig: missing"):
+        Verifier(keys, require_all=True).check("other", "x", body)
+    assert parse_data(signed_payload(body, keys["s1/a"]))[0].seq == 1
+
+
+# --- config ----------------------------------------------------------------------------------
+
+GOOD = """
+[gateway]
+id = "gw1"
+state_dir = "state"
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+username = "gateway"
+password_env = "EDGEMON_TEST_PW"
+[influx]
+api = "v2"
+url = "http://127.0.0.1:8086"
+bucket = "edge"
+org = "bureau"
+token_env = "EDGEMON_TEST_TOKEN"
+[sites.qd-plant]
+poll_s = 5
+nodes = ["node01", "node02"]
+"""
+
+
+def test_config_loads_and_resolves(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEMON_TEST_PW", "pw")
+    monkeypatch.setenv("EDGEMON_TEST_TOKEN", "tok")
+    path = tmp_path / "gateway.toml"
+    path.write_text(GOOD)
+    cfg = load(path).gateway
+    assert (cfg.influx_api, cfg.influx_db, cfg.influx_org, cfg.influx_token) == ("v2", "edge", "bureau", "tok")
+    assert cfg.state_dir == tmp_path / "state" and cfg.mqtt_password == "pw"
+    assert cfg.nodes == [("qd-plant", "node01", 5.0), ("qd-plant", "node02", 5.0)]
+    result = CliRunner().invoke(gateway_cli, ["check-config", str(path)])
+    assert result.exit_code == 0 and "ok: mqtt 127.0.0.1:1883 as gw1" in result.output
+
+
+def test_config_errors_name_file_field_and_fix(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGEMON_TEST_TOKEN", raising=False)
+    monkeypatch.setenv("EDGEMON_TEST_PW", "pw")
+    keys = tmp_path / "keys.toml"
+    keys.write_text("[keys]\n")
+    os.chmod(keys, 0o640)
+    path = tmp_path / "gateway.toml"
+    path.write_text(GOOD.replace('api = "v2"', 'api = "v3"').replace("port = 1883", 'port = "1883"')
+                    .replace('nodes = ["node01", "node02"]', 'nodes = ["bad node"]')
+                    + f'[trust]\nkeys_file = "{keys}"\nbogus = 1\n')
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    text = str(info.value)
+    for expected in (
+        f'{path}: influx.api: expected "v1" (/write) or "v2" (/api/v2/write), got \'v3\'',
+        f"{path}: mqtt.port: expected an integer, got '1883'",
+        f"{path}: influx.token_env: environment variable EDGEMON_TEST_TOKEN is not set",
+        f"{path}: sites.qd-plant.nodes[0]: node id must match",
+        f"{path}: trust.bogus: unknown field",
+        f"{path}: trust.keys_file: {keys}: mode 0640 lets group/others read it; node keys must be private. Fix: chmod 600 {keys}",
+    ):
+        assert expected in text, text
+    result = CliRunner().invoke(gateway_cli, ["check-config", str(path)])
+    assert result.exit_code == 1 and "influx.api" in result.output
+
+
+def test_shipped_example_config_is_valid(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("EDGEMON_MQTT_PASSWORD", "pw")
+    example = Path(__file__).resolve().parents[2] / "server" / "gateway.example.toml"
+    loaded = load(example, check_keys=False)  # the keys file lives on the gateway host only
+    assert loaded.gateway.nodes == [("qd-plant", "node01", 10.0), ("laixi-river", "node01", 60.0),
+                                    ("laixi-river", "node02", 60.0)]
+    conf = (example.parent / "mosquitto.conf").read_text()
+    assert "max_queued_messages 1000000" in conf and "persistence true" in conf
+
+
+def test_alarms_section_without_the_module_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    from edgemon.gateway_cli import build_alarm_observer
+
+    monkeypatch.setitem(sys.modules, "edgemon.alarms", None)  # as if the package were not installed
+    with pytest.raises(Exception, match=r"\[alarms\] config = .* alarms module \(edgemon.alarms\) is not installed"):
+        build_alarm_observer(tmp_path / "alarms.toml", tmp_path, lambda lines: None)
+
+
+# --- liveness --------------------------------------------------------------------------------
+
+
+def test_liveness_silence_and_clock():
+    lv = Liveness(silent_periods=3, future_tolerance_ms=60_000, past_tolerance_ms=600_000)
+    lv.configure("s", "n", 10, now_ms=0)
+    assert lv.tick(29_000) == []
+    [line] = lv.tick(31_000)
+    assert line.startswith("node,node=n,site=s online=false,reason=") and "3 poll periods of 10 s" in line
+    assert lv.tick(40_000) == []  # said once
+    rec = Record(ts=50_000 + 120_000, seq=1, clk="ntp", readings={"w01018": Reading(1.0, "N")})
+    [back] = lv.on_data("s", "n", [rec], 50_000, in_batch=False)
+    assert 'online=true,clock_offset_ms=120000.0,clock="future",reason="data resumed"' in back
+
+
+# --- fuzz --------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+reading = st.fixed_dictionaries({"v": st.one_of(st.none(), st.floats(), st.integers(), st.text(max_size=3)),
+                                 "f": st.sampled_from(["N", "M", "X", ""])})
+record_like = st.fixed_dictionaries({
+    "ts": st.one_of(st.integers(TS - 10**12, TS + 10**12), st.floats(), st.text(max_size=3)),
+    "seq": st.one_of(st.integers(-5, 10**20), st.none()),
+    "readings": st.dictionaries(st.sampled_from(["w01018", "w21003", "x", "W01018"]), reading, max_size=3),
+}, optional={"clk": st.sampled_from(["ntp", "rtc", "none", "gps"]), "extra": json_values})
+
+
+def _check_accepted(records):
+    for r in records:
+        for line in lineproto.reading_lines("s", "n", r):
+            m = re.fullmatch(r'reading,node=n,param=[a-z]\d{5},site=s (value=([^,]+),)?flag="[NFMSDCTB]" (\d+)', line)
+            assert m, line
+            if m.group(2):
+                assert "." in m.group(2) or "e" in m.group(2)  # always a float
+                assert math.isfinite(float(m.group(2)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    record_like.map(lambda v: json.dumps(v).encode()),
+    st.lists(record_like, max_size=3).map(lambda b: json.dumps({"batch": b}).encode()),
+    st.text(max_size=200).map(lambda t: t.encode("utf-16")),
+))
+def test_fuzz_parser_never_crashes(payload):
+    for parse in (parse_data, parse_status):
+        try:
+            out = parse(payload)
+        except ContractError as exc:
+            assert exc.reason and len(exc.reason) < 400
+            continue
+        if parse is parse_data:
+            _check_accepted(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["deep", "long_string", "huge_number", "nan", "megabyte"]), st.integers(1, 5))
+def test_fuzz_hostile_shapes(kind, n):
+    payload = {
+        "deep": b'{"readings":' * (5000 * n) + b"1" + b"}" * (5000 * n),
+        "long_string": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1,"f":"' + b"N" * (100_000 * n) + b'"}}}',
+        "huge_number": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1' + b"0" * (1000 * n) + b',"f":"N"}}}',
+        "nan": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":NaN,"f":"N"}},"x":-Infinity}',
+        "megabyte": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1,"f":"N"}},"pad":"' + b"x" * (1 << 20) + b'"}',
+    }[kind]
+    try:
+        out = parse_data(payload)
+    except ContractError:
+        return
+    assert kind == "megabyte"  # valid JSON, extra members are ignored; the gateway caps size before parsing
+    _check_accepted(out)
+
+
+def test_run_reports_an_unreachable_broker(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(gateway_cli, [
+        "run", "--mqtt-port", str(port), "--influx-url", f"http://127.0.0.1:{port}", "--state-dir", str(tmp_path),
+    ])
+    assert result.exit_code == 1
+    assert f"cannot reach the MQTT broker at 127.0.0.1:{port}" in result.output
