@@ -292,13 +292,32 @@ class Gateway:
         )
 
     def stop(self) -> None:
-        """Graceful: stop taking messages, store and acknowledge those already taken, disconnect,
-        then let the writer finish draining (up to stop_timeout_s while InfluxDB is unavailable;
+        """Graceful: stop taking messages, store and acknowledge those already taken, let observers
+        finish (their stop() may still write_lines), disconnect, then let the writer finish draining (up to stop_timeout_s while InfluxDB is unavailable;
         what is left stays in the store for the next start). Idempotent."""
         if not self._started or self._stopped:
             return
         self._stopped = True
         self._accepting = False
+        # Everything taken from the broker so far is stored and acknowledged (FIFO behind this marker)
+        # before the observers finish: their last lines (alarm points) still go through the journal.
+        marker = _Lines([], threading.Event())
+        with self._inbox_cond:
+            self._inbox.append(marker)
+            self._inbox_cond.notify()
+        if not marker.done.wait(30):
+            log.error("journal did not catch up within 30 s; unacknowledged messages will be redelivered")
+        self._obs_queue.put(_STOP)
+        obs = self._threads.get("observer")
+        if obs is not None:
+            obs.join(10)
+        for o in self._observers:  # let observers save what they hold in memory (alarm rule windows)
+            stop_obs = getattr(o, "stop", None)
+            if stop_obs is not None:
+                try:
+                    stop_obs()
+                except Exception:
+                    log.exception("observer %r failed to stop", o)
         self._finish_journal()
         if self._client is not None:
             self._client.disconnect()
@@ -312,10 +331,6 @@ class Gateway:
             writer.join(self.cfg.stop_timeout_s + 30)
             if writer.is_alive():
                 log.error("writer thread did not finish in time")
-        self._obs_queue.put(_STOP)
-        obs = self._threads.get("observer")
-        if obs is not None:
-            obs.join(10)
         self._close_files()
         log.info("gateway stopped: %s", " ".join(f"{k}={v}" for k, v in sorted(self._counters.items())))
 

@@ -70,6 +70,35 @@ def test_observers_get_records_statuses_ticks_and_can_write(run):
     assert rows[0]["state"] == "raised" and rows[0]["time"] == TS
 
 
+def test_observer_stop_runs_at_gateway_stop_and_its_last_lines_are_stored(run):
+    from edgemon.ingest import Gateway
+
+    class Saver(Recorder):
+        def __init__(self, gw):
+            super().__init__()
+            self.gw, self.stopped = gw, 0
+
+        def stop(self):
+            # What an alarm observer does on the way out: save state, hand over its last points.
+            self.stopped += 1
+            self.gw.write_lines([f'alarm,node=n1,param=w01018,rule=max,site={run.site} state="cleared" {TS + 1}'])
+
+    gw = Gateway(run.config())
+    saver = Saver(gw)
+    gw.add_observer(saver)
+    run.gateways.append(gw)
+    gw.start()
+    run.publish(run.topic("n1", "data"), json.dumps(record(9, TS, w01018=(2.5, "N"))))
+    wait_for(lambda: saver.records, "the record reached the observer")
+    gw.stop()
+    assert saver.stopped == 1
+    gw2 = Gateway(run.config())  # the writer of the next start drains what the last one stored
+    run.gateways.append(gw2)
+    gw2.start()
+    rows = wait_for(lambda: run.influx.query_rows(f"SELECT * FROM alarm WHERE site = '{run.site}'"), "alarm point")
+    assert [(r["state"], r["time"]) for r in rows] == [("cleared", TS + 1)]
+
+
 def test_signatures_are_checked_per_node(run):
     keys = {f"{run.site}/a": KEY_A, f"{run.site}/b": KEY_B}
     gw = run.gateway(keys=keys)
