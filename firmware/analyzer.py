@@ -1,55 +1,16 @@
 """One analyzer on a Modbus link: plans block reads, decodes values, maps status to HJ 212 flags,
 counts its health, keeps its own poll period and backs off while it does not answer."""
-from compat import ticks_ms, ticks_diff, ticks_add
+from compat import ticks_ms, ticks_diff, ticks_add, call_once
 from modbus_rtu import ModbusException, FrameError
 from modbus_master import ModbusTimeout
-from decode import decode, register_count, bit_field
+from decode import decode, bit_field
 
 _STATUS = -1  # member index marking the status register inside a read block
 BACKOFF_FIRST_MS = 1000
 BACKOFF_CAP_MS = 60000
 FLAGS = "NFMSDCTB"
 _CODE, _BITS, _ASCII = 0, 1, 2
-_KINDS = {"code": _CODE, "bits": _BITS, "ascii_flag": _ASCII}
 _INF = float("inf")
-
-
-def _nregs(typ):
-    return 1 if typ == "bit" else register_count(typ)
-
-
-def plan_blocks(values, status, max_regs=125):
-    """Group value/status registers into as few read requests as possible: same fc, contiguous
-    (no gaps: unmapped registers would make the whole request fail), at most max_regs (2000 bits).
-    Returns [[fc, start, count, [(member, offset), ...]], ...]; member is a value index or -1."""
-    items = []
-    for i, v in enumerate(values):
-        items.append((v["fc"], v["addr"], _nregs(v["type"]), i))
-    if status is not None:
-        items.append((status["fc"], status["addr"], 1, _STATUS))
-    items.sort(key=lambda t: (t[0], t[1], t[3]))
-    blocks = []
-    cur = None
-    for fc, addr, n, member in items:
-        top = 2000 if fc <= 2 else max_regs
-        if (cur is not None and fc == cur[0] and addr <= cur[1] + cur[2]
-                and max(cur[1] + cur[2], addr + n) - cur[1] <= top):
-            cur[2] = max(cur[1] + cur[2], addr + n) - cur[1]
-        else:
-            cur = [fc, addr, n, []]
-            blocks.append(cur)
-        cur[3].append((member, addr - cur[1]))
-    return blocks
-
-
-def _scaling(scale):
-    # Divide by 10/100/1000 rather than multiply by 0.1/0.01: 735 / 100 is 7.35, 735 * 0.01 is not.
-    if scale != 1 and scale != 0:
-        inv = 1 / scale
-        r = int(inv + 0.5) if inv > 0 else int(inv - 0.5)
-        if r != 0 and abs(inv - r) < 1e-9 * abs(inv):
-            return 1, r
-    return scale, 1
 
 
 def status_flag(kind, reg, table, default):
@@ -76,41 +37,9 @@ def status_flag(kind, reg, table, default):
 
 class Analyzer:
     def __init__(self, cfg, master):
-        self.name = cfg["name"]
-        self.unit = cfg["unit"]
-        self.timeout_ms = int(cfg["timeout_ms"])  # read_registers() wants an int
-        self.retries = cfg.get("retries", 1)
-        self.poll_ms = int(cfg.get("poll_s", 0) * 1000)
-        self.master = master
-        values = cfg["values"]
-        # Tuples, not the config dicts: (param, fc, type, order, mul, div, offset, low, high).
-        self.vals = []
-        self.params = []
-        self.f32 = []  # params whose reported value is the analyzer's float32 itself (shortest text)
-        for v in values:
-            mul, div = _scaling(v["scale"])
-            r = v.get("range")
-            self.vals.append((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
-                              r[0] if r else None, r[1] if r else None))
-            self.params.append(v["param"])
-            if v["type"] == "float32" and v["scale"] == 1 and v["offset"] == 0:
-                self.f32.append(v["param"])
-        st = cfg.get("status")
-        self.st_kind = None
-        if st is not None:
-            self.st_kind = _KINDS[st.get("kind", "code")]
-            if self.st_kind == _BITS:
-                self.st_table = st["bits"]
-            else:
-                self.st_table = st["map"]
-            self.st_default = st.get("default", "D" if self.st_kind == _ASCII else "N")
-        self.blocks = plan_blocks(values, st, cfg.get("max_regs", 125))
-        self.health = [0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions
-        self.fails = 0  # polls in a row without any answer
-        self.last_error = None
-        now = ticks_ms()
-        self.next_due = now
-        self.resume = now  # while backing off: no request before this tick
+        # Startup-only code (block planning, scaling, config -> tuples) lives in nodesetup.py, which
+        # is unloaded again: the poll loop never needs its bytecode.
+        call_once("nodesetup", "init_analyzer", self, cfg, master)
 
     def due(self, now, slack_ms=0):
         return ticks_diff(now, self.next_due) >= -slack_ms

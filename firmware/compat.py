@@ -68,6 +68,18 @@ def collect():
     gc.collect()
 
 
+def call_once(mod, fn, *args):
+    """mod.fn(*args) from a module needed only now (startup, rare paths): imported for the call and
+    dropped from sys.modules after, so its bytecode can be collected, unless a caller further up
+    the stack imported it first (then that caller drops it)."""
+    had = mod in sys.modules
+    try:
+        return getattr(__import__(mod), fn)(*args)
+    finally:
+        if not had:
+            sys.modules.pop(mod, None)
+
+
 try:
     import random as _random
 

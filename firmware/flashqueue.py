@@ -21,6 +21,7 @@ except ImportError:  # port built without it: bitwise CRC-32, slower but the sam
         return c ^ 0xFFFFFFFF
 from reccodec import State, encode, decode, put_uvarint, get_uvarint
 from pointer import Pointer
+from compat import call_once
 
 _SUFFIX = ".q"
 
@@ -82,12 +83,6 @@ class _SegReader:
         self.good += used + n + 2
         return body
 
-    def continue_from(self, seq):
-        """Empty queue only: the next record gets seq + 1 (kept in the ack pointer)."""
-        if self.last_seq == 0 and not self._segs and seq > 0:
-            self._ack.store(seq)
-            self.last_seq = seq
-
     def close(self):
         self.f.close()
 
@@ -106,79 +101,12 @@ class FlashQueue:
         self._tail_schema = None
         self._rd = None  # replay cursor, see _seek
         self._bad = []  # segments whose unreadable records were already counted
-        self._recover()
+        call_once("nodesetup", "recover_queue", self)  # startup only: unloaded after
 
     # ---- recovery ----
 
     def _path(self, first):
         return "%s/%08x%s" % (self.dir, first, _SUFFIX)
-
-    def _recover(self):
-        for name in sorted(os.listdir(self.dir)):
-            if name.endswith(".tmp") and name != "ack.tmp":
-                os.remove(self.dir + "/" + name)  # an interrupted tail repair; the original is intact
-            elif name.endswith(_SUFFIX) and len(name) == 8 + len(_SUFFIX):
-                self._segs.append([int(name[:8], 16), _size(self.dir + "/" + name)])
-        self.last_seq = self._ack.value
-        while self._segs:
-            first = self._segs[-1][0]
-            st, schema, good, size = self._scan(first)
-            if schema is None or st.seq == 0:
-                os.remove(self._path(first))  # torn before its first record was complete
-                self._segs.pop()
-                continue
-            if good < size:
-                self._truncate(first, good)
-                self.repaired += size - good
-            self._segs[-1][1] = good
-            self._tail = st
-            self._tail_schema = schema
-            if st.seq > self.last_seq:
-                self.last_seq = st.seq
-            break
-        # Segments wholly acknowledged before the cut may still be there.
-        self._drop_acked()
-        if self.log and self.repaired:
-            self.log("queue: cut %d torn byte(s) from the newest segment" % self.repaired)
-
-    def _scan(self, first):
-        """Read a whole segment: (state after the last good record, schema, good bytes, file bytes)."""
-        path = self._path(first)
-        st = State()
-        schema = None
-        r = _SegReader(path)
-        try:
-            try:
-                b = r.frame()
-                if b is not None:
-                    schema = bytes(b).decode().split(",")
-                    while True:
-                        b = r.frame()
-                        if b is None:
-                            break
-                        decode(st, b, len(schema))
-                        if st.seq < first:
-                            raise ValueError("seq below segment start")
-            except (ValueError, IndexError):
-                pass
-            # decode() only updates st on success, so st is the last good record's state.
-            return st, schema, r.good, r.size
-        finally:
-            r.close()
-
-    def _truncate(self, first, good):
-        # MicroPython has no truncate(): copy the good prefix, then rename over (atomic on LittleFS).
-        path = self._path(first)
-        tmp = path + ".tmp"
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            left = good
-            while left > 0:
-                chunk = src.read(512 if left > 512 else left)
-                if not chunk:
-                    break
-                dst.write(chunk)
-                left -= len(chunk)
-        os.rename(tmp, path)
 
     # ---- size and counts ----
 

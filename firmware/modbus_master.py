@@ -3,7 +3,6 @@ with retries and per-caller health counters. The transport does the I/O; framing
 from compat import ticks_ms, ticks_diff
 from modbus_rtu import (ModbusException, FrameError, build_request, request_pdu, rtu_response_length,
                         parse_rtu_response, parse_pdu)
-from modbus_tcp import MBAP_LEN, mbap_frame, parse_mbap_header
 
 # Indexes into a health list [ok, timeouts, crc (any bad frame), exceptions].
 OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS = 0, 1, 2, 3
@@ -25,6 +24,10 @@ class ModbusMaster:
         self.transport = transport
         self.mbap = getattr(transport, "framing", "rtu") == "mbap"
         self.tid = 0
+        if self.mbap:
+            # Modbus TCP framing is loaded only when an analyzer uses it (heap: see README "Heap").
+            import modbus_tcp
+            self._tcp = modbus_tcp
 
     def read_registers(self, unit, fc, addr, count, timeout_ms, retries=0, health=None):
         """FC03 (holding) or FC04 (input) registers -> list of 16-bit ints."""
@@ -88,7 +91,7 @@ class ModbusMaster:
         t.flush_input()
         if self.mbap:
             self.tid = (self.tid + 1) & 0xFFFF
-            req = mbap_frame(self.tid, unit, request_pdu(fc, addr, arg))
+            req = self._tcp.mbap_frame(self.tid, unit, request_pdu(fc, addr, arg))
         else:
             if not (type(unit) is int and 1 <= unit <= 247):
                 raise ValueError("unit must be 1-247")
@@ -96,8 +99,8 @@ class ModbusMaster:
         t.send(req)
         start = ticks_ms()
         if self.mbap:
-            header = t.recv_exact(MBAP_LEN, timeout_ms)
-            n = parse_mbap_header(header, self.tid, unit)
+            header = t.recv_exact(7, timeout_ms)  # modbus_tcp.MBAP_LEN
+            n = self._tcp.parse_mbap_header(header, self.tid, unit)
             body = t.recv_exact(n, self._left(start, timeout_ms))
             return parse_pdu(fc, addr, arg, body, 0, n)
         header = t.recv_exact(3, timeout_ms)

@@ -1,13 +1,9 @@
 """The node's job: poll analyzers every poll_s, store each record on flash first, publish it over
 MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
-from analyzer import Analyzer, plan_blocks  # noqa: F401 (plan_blocks re-exported for old imports)
-from modbus_master import ModbusMaster
+from compat import call_once
 from record import build_record_rows, build_event, build_status, format_number, sign, OFFLINE
 from record import append_member
-from flashqueue import FlashQueue
-from backoff import Backoff
-from mqtt import MQTTClient
 
 BACKOFF_MIN_MS = 1000
 BACKOFF_CAP_MS = 30000
@@ -15,75 +11,8 @@ BACKOFF_CAP_MS = 30000
 
 class Node:
     def __init__(self, config, hw, mqtt_client=None, log=print):
-        self.cfg = config
-        self.hw = hw
-        self.log = log
-        site = config["site"]
-        node = config["node"]
-        base = "edge/v1/%s/%s/" % (site, node)
-        self.data_topic = base + "data"
-        self.status_topic = base + "status"
-        self.poll_ms = int(config["poll_s"] * 1000)
-        self.status_ms = int(config.get("status_s", 60) * 1000)
-        self.analyzers = []
-        self.params = []  # config order: the order readings appear in records and log lines
-        self.f32 = {}
-        masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
-        for acfg in config["analyzers"]:
-            t = acfg["transport"]
-            key = "%s|%s|%s|%s" % (t["kind"], t.get("host"), t.get("port"), t.get("uart"))
-            if key not in masters:
-                masters[key] = ModbusMaster(hw.make_transport(t))
-            a = Analyzer(acfg, masters[key])
-            self.analyzers.append(a)
-            self.params.extend(a.params)
-            for p in a.f32:
-                self.f32[p] = True
-        self.event_topic = base + "event"
-        self.f32s = [p in self.f32 for p in self.params]
-        self.mac = None
-        if config.get("key"):
-            from binascii import unhexlify
-            from hmac_sha256 import HmacSha256
-            self.mac = HmacSha256(unhexlify(config["key"]))
-        q = config.get("queue") or {}
-        self.queue = FlashQueue(hw.state_dir, int(q.get("max_kb", 1536)) * 1024, int(q.get("segment_kb", 32)) * 1024,
-                                log=log)
-        self.batch_max = int(q.get("batch_max", 50))
-        self.batch_bytes = int(q.get("batch_bytes", 4096))
-        self._rec_len = 60 * len(self.params)  # running estimate of one record's JSON size
-        m = config["mqtt"]
-        self.mqtt = mqtt_client or MQTTClient(
-            m.get("client_id") or site + "-" + node, m["host"], m.get("port", 1883),
-            m.get("user"), m.get("password"), m.get("keepalive", 60), m.get("clean_session", True),
-            will=(self.status_topic, sign(OFFLINE, self.mac), 1, True), timeout_ms=int(m.get("timeout_ms", 5000)),
-            socket_factory=getattr(hw, "mqtt_socket_factory", None))
-        self.cycles = 0
-        self.errors = 0
-        self.sent = 0
-        self.heap_peak = 0
-        self.sample_ts = 0
-        if self.queue.last_seq == 0:
-            self._adopt_legacy_seq(hw.state_dir)
-        self.seq = self.queue.last_seq  # seq of the newest stored record
-        self._boot = ticks_ms()
-        self.mqtt_backoff = Backoff(BACKOFF_MIN_MS, BACKOFF_CAP_MS)
-        self.net_backoff = Backoff(4000, 60000)  # joining WiFi takes seconds: do not restart it sooner
-        self.ntp_backoff = Backoff(5000, 600000)
-        self._status_due = True
-        self._last_status = self._boot
-        self._dropped_told = 0  # queue.dropped already reported in an event
-        self._boot_event = True
-
-    def _adopt_legacy_seq(self, state_dir):
-        # Firmware 0.1 kept seq in <state_dir>/seq: continue from it so the gateway sees no reset.
-        try:
-            with open(state_dir + "/seq") as f:
-                t = f.read().strip()
-        except OSError:
-            return
-        if t.isdigit():
-            self.queue.continue_from(int(t))
+        # Built by nodesetup.py (startup only, unloaded after): analyzers, queue, MQTT client, backoffs.
+        call_once("nodesetup", "init_node", self, config, hw, mqtt_client, log)
 
     # ---- sampling ----
 
@@ -120,31 +49,41 @@ class Node:
 
     def cycle(self):
         collect()  # start each cycle from a clean heap so the peak we see is this cycle's own
+        self.heap_live = mem_alloc()  # what survives a collection: the node's real footprint
         self._mark()
         readings = self.sample()
         self._mark()
-        self.store(readings)
-        self._mark()
+        if readings:  # nothing due this cycle (every analyzer polls slower than the node): no record
+            self.store(readings)
+            self._mark()
         self.service_link(0)
         self._mark()
         line = ["cycle seq=%d" % self.seq]
         for p in self.params:
-            v, f = readings[p]
+            r = readings.get(p)
+            if r is None:
+                continue  # its analyzer was not due this cycle
+            v, f = r
             line.append("%s=%s/%s" % (p, format_number(v, p in self.f32), f))
-        line.append("heap_peak=%d queue=%d dropped=%d mqtt=%s"
-                    % (self.heap_peak, len(self.queue), self.queue.dropped,
+        line.append("heap_peak=%d heap_live=%d queue=%d dropped=%d mqtt=%s"
+                    % (self.heap_peak, self.heap_live, len(self.queue), self.queue.dropped,
                        "up" if self.mqtt.connected else "down"))
         self.log(" ".join(line))
         return readings
 
     def store(self, readings):
-        """Append the record to the flash queue (before any publish); returns its seq."""
+        """Append the record to the flash queue (before any publish); returns its seq. Only the
+        params in readings (the analyzers that were due) go into the record."""
         vals = []
         flags = []
         for p in self.params:
-            r = readings[p]
-            vals.append(r[0])
-            flags.append(r[1])
+            r = readings.get(p)
+            if r is None:
+                vals.append(None)
+                flags.append(None)  # not sampled: stored as absent, left out of the record
+            else:
+                vals.append(r[0])
+                flags.append(r[1])
         before = self.queue.dropped
         self.seq = self.queue.append(self.sample_ts, self.hw.clock.clk, self.params, vals, flags, self.f32s)
         if self.queue.dropped != before:

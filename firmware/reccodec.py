@@ -9,6 +9,7 @@ K_F32 = 1
 K_F64 = 2
 K_INT = 3
 _SAME_TAGS = 4  # head-byte bit: the per-reading tags repeat those of the previous record
+_ABSENT = 0x20  # tag bit: this parameter was not sampled in this record (its analyzer was not due)
 
 
 def put_uvarint(buf, n):
@@ -56,11 +57,13 @@ def kind_of(v, f32):
 
 
 def encode(st, seq, ts, clk, values, flags, f32s):
-    """Body bytes of one record; values/flags/f32s are lists in schema order. Updates st."""
+    """Body bytes of one record; values/flags/f32s are lists in schema order (flag None: the
+    parameter was not sampled this time, stored as a tag only). Updates st."""
     tags = bytearray(len(values))
     kinds = tags  # reuse: kind is bits 3-4 of the tag
     for i in range(len(values)):
-        tags[i] = FLAGS.index(flags[i]) | (kind_of(values[i], f32s[i]) << 3)
+        f = flags[i]
+        tags[i] = _ABSENT if f is None else FLAGS.index(f) | (kind_of(values[i], f32s[i]) << 3)
     out = bytearray()
     put_uvarint(out, seq - st.seq)
     put_uvarint(out, _zz(ts - st.ts))
@@ -85,7 +88,8 @@ def encode(st, seq, ts, clk, values, flags, f32s):
 
 
 def decode(st, body, n):
-    """(seq, ts, clk, [(value, flag, is_f32), ...]) from a body with n readings; updates st.
+    """(seq, ts, clk, [(value, flag, is_f32), ...]) from a body with n readings (flag None: not
+    sampled in this record); updates st.
     Raises ValueError/IndexError on a body that does not parse (the CRC makes that rare)."""
     d, pos = get_uvarint(body, 0)
     seq = st.seq + d
@@ -105,6 +109,9 @@ def decode(st, body, n):
     out = []
     for i in range(n):
         t = tags[i]
+        if t & _ABSENT:
+            out.append((None, None, False))
+            continue
         k = t >> 3
         f = FLAGS[t & 7]
         if k == K_F32:

@@ -68,12 +68,15 @@ def build_record(ts_ms, seq, clk, readings, f32_params=None):
 
 
 def build_record_rows(ts_ms, seq, clk, params, rows):
-    """Record bytes from the flash queue's form: rows[i] = (value, flag, is_float32) for params[i].
+    """Record bytes from the flash queue's form: rows[i] = (value, flag, is_float32) for params[i]
+    (flag None: not sampled, left out).
     The node publishes only this (read back from flash), so a replay is byte-identical."""
     parts = ['{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))]
     for i in range(len(params)):
         v, f, f32 = rows[i]
-        if i:
+        if f is None:
+            continue  # not sampled in this record (an analyzer with a longer poll_s)
+        if len(parts) > 1:
             parts.append(",")
         parts.append('%s:{"v":%s,"f":%s}' % (_str(params[i]), format_number(v, f32), _str(f)))
     parts.append("}}")

