@@ -1,6 +1,7 @@
 """`make bench` part: the firmware's figures. The smallest `-X heapsize` (64k first) in which the real
-firmware (.mpy built by mpy-cross, MicroPython unix port) polls 4 analyzers x 5 values for 1,000
-cycles without a MemoryError, its peak and live heap and the code's share of it; flash bytes per
+firmware (.mpy built by mpy-cross in a ROMFS image executed in place, MicroPython unix port) polls
+4 analyzers x 5 values for 1,000 cycles without a MemoryError (and the same for .mpy files loaded
+into the heap, as from LittleFS), its peak and live heap and the code's share of it; flash bytes per
 record; how long a day's backlog (8,640 10-s or 1,440 1-min records) takes to replay into a real
 Mosquitto; Modbus time beside wire time."""
 
@@ -18,7 +19,25 @@ import threading
 import time
 from pathlib import Path
 
-from .nodeproc import FIRMWARE_DIR, build_mpy, micropython_command
+from .nodeproc import FIRMWARE_DIR, build_mpy, build_romfs, micropython_command
+
+# How the firmware is stored on the device: "romfs" = .mpy in a memory-mapped romfs partition,
+# bytecode executed in place (MicroPython >= 1.25; edgemon.fwrom emulates the mapping); "mpy" = .mpy
+# files on LittleFS, loaded into the heap at import.
+MODE = "romfs"
+_ENV = {"PATH": "/usr/bin:/bin"}
+
+
+def _fw(mode: str, mpy: Path, heap: str, *args: str) -> tuple[list[str], dict]:
+    """argv and environment that run the firmware (or a probe script) stored the `mode` way."""
+    if mode == "romfs":
+        return ([sys.executable, "-m", "edgemon.fwrom", str(build_romfs(mpy.parent)), "-X", f"heapsize={heap}",
+                 *args], dict(_ENV))
+    return [micropython_command(), "-X", f"heapsize={heap}", *args], dict(_ENV, MICROPYPATH=str(mpy))
+
+
+def _main_args(mode: str) -> list[str]:
+    return [str(FIRMWARE_DIR / "romboot.py")] if mode == "romfs" else ["-m", "main"]
 
 PARAMS = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000", "w21017", "a21026", "a21002", "a34013",
           "a24088", "w01019", "w01020", "w21004", "w21005", "w21006", "w21007", "w21008", "w21009", "w21010"]
@@ -110,16 +129,20 @@ def _config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
     return p
 
 
-def _run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900):
+def _run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900, mode: str = MODE):
     t0 = time.perf_counter()
-    r = subprocess.run([micropython_command(), "-X", f"heapsize={heap}", "-m", "main", str(cfg), "--cycles", str(cycles)],
-                       capture_output=True, text=True, timeout=timeout, cwd=str(cfg.parent),
-                       env={"MICROPYPATH": str(mpy), "PATH": "/usr/bin:/bin"})
+    argv, env = _fw(mode, mpy, heap, *_main_args(mode), str(cfg), "--cycles", str(cycles))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(cfg.parent), env=env)
     return r, time.perf_counter() - t0
 
 
 _PROBE = """
-import gc, sys
+import gc, os, sys
+if os.getenv("EDGEMON_ROMFS"):  # mount the image as romboot.py does
+    import uctypes, vfs
+    a, n = [int(x) for x in os.getenv("EDGEMON_ROMFS").split(":")]
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(a, n)), "/rom")
+    sys.path.insert(0, "/rom")
 gc.collect()
 base = gc.mem_alloc()
 for m in sys.argv[1].split(","):
@@ -129,20 +152,20 @@ print("code", gc.mem_alloc() - base)
 """
 
 
-def _code_bytes(mpy: Path, work: Path, modules: list[str]) -> int | None:
-    """Heap taken by just importing the modules the running node holds (as .mpy): its code share."""
-    modules = [m for m in modules if m not in ("__main__", "main")]  # importing main would run the node
+def _code_bytes(mpy: Path, work: Path, modules: list[str], mode: str = MODE) -> int | None:
+    """Heap taken by just importing the modules the running node holds: its code share."""
+    modules = [m for m in modules if m not in ("__main__", "main", "romboot")]  # main would run the node
     probe = work / "probe_code.py"
     probe.write_text(_PROBE)
-    r = subprocess.run([micropython_command(), "-X", "heapsize=256k", str(probe), ",".join(modules)],
-                       capture_output=True, text=True, timeout=60, env={"MICROPYPATH": str(mpy), "PATH": "/usr/bin:/bin"})
+    argv, env = _fw(mode, mpy, "256k", str(probe), ",".join(modules))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     m = re.search(r"^code (\d+)$", r.stdout, re.M)
     return int(m.group(1)) if m else None
 
 
-def _heap_run(mpy: Path, cfg: Path, work: Path, heap: str, cycles: int) -> dict:
+def _heap_run(mpy: Path, cfg: Path, work: Path, heap: str, cycles: int, mode: str = MODE) -> dict:
     shutil.rmtree(work / "state", ignore_errors=True)
-    r, wall = _run_fw(mpy, cfg, heap, cycles)
+    r, wall = _run_fw(mpy, cfg, heap, cycles, mode=mode)
     out = r.stdout + r.stderr
     peaks = [int(x) for x in re.findall(r"heap_peak=(\d+)", r.stdout)]
     live = [int(x) for x in re.findall(r" heap_live=(\d+)", r.stdout)]
@@ -204,10 +227,9 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     time.sleep(0.3)
     log = work / f"replay-{heap}-{records}.log"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([micropython_command(), "-X", f"heapsize={heap}", "-m", "main",
-                             str(_config(work, slave_port, mqtt_port, 10)), "--cycles", "2"],
-                            cwd=str(work), env={"MICROPYPATH": str(mpy), "PATH": "/usr/bin:/bin"},
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    argv, env = _fw(MODE, mpy, heap, *_main_args(MODE), str(_config(work, slave_port, mqtt_port, 10)),
+                    "--cycles", "2")
+    proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     limit = 300
     while len(seqs) < records and time.perf_counter() - t0 < limit:
         time.sleep(0.01)
@@ -265,6 +287,15 @@ def run(results: dict) -> None:
                         fw["code_share_of_live"] = round(code / run1["live"], 2)
                     break
             fw["heaps_tried"] = tried
+            # The same with the .mpy loaded into the heap (files on LittleFS, no romfs partition).
+            for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
+                alt = _heap_run(mpy, cfg, work, heap, 1000, mode="mpy")
+                print(f"  (.mpy in heap) heap {heap}: {'1000 cycles, no MemoryError' if alt['ok'] else 'FAILED'}"
+                      f" peak={alt['peak']} live={alt['live']}", flush=True)
+                if alt["ok"]:
+                    fw["heap_size_needed_mpy_in_heap"] = heap
+                    fw["heap_live_bytes_mpy_in_heap"] = alt["live"]
+                    break
             # The same run at a roomy heap: peak and live without GC pressure.
             roomy = _heap_run(mpy, cfg, work, "256k", 1000)
             fw["heap_live_bytes_256k"] = roomy["live"]
@@ -291,12 +322,14 @@ def run(results: dict) -> None:
             slave.stop()
     wire_bytes = 8 + 5 + 2 * 10  # request + response for 5 float32 values (10 registers)
     fw["wire_ms_per_transaction_9600"] = round(wire_bytes * 10 / 9600 * 1000, 1)
-    print(f"\n{'firmware (MicroPython unix port, 64-bit, .mpy from mpy-cross)':62} {'value':>12}")
+    print(f"\n{'firmware (MicroPython unix port, 64-bit, .mpy in a ROMFS image)':62} {'value':>12}")
     small = fw.get("replay_heap")
     rows = [("smallest -X heapsize that held 1000 cycles (64k first)", fw.get("heap_size_needed"), ""),
             ("  heap peak gc.mem_alloc (garbage included) there", fw.get("heap_peak_bytes"), "bytes"),
             ("  heap live after gc.collect, max over cycles", fw.get("heap_live_bytes"), "bytes"),
-            ("  of which code (the node's modules as .mpy)", fw.get("code_bytes_in_heap"), "bytes"),
+            ("  of which code (the node's modules, from ROMFS)", fw.get("code_bytes_in_heap"), "bytes"),
+            ("same, .mpy loaded into the heap (LittleFS): smallest heap", fw.get("heap_size_needed_mpy_in_heap"), ""),
+            ("  heap live after gc.collect there", fw.get("heap_live_bytes_mpy_in_heap"), "bytes"),
             ("poll cycle, loopback: 4 Modbus requests + store + publish", fw.get("cycle_ms"), "ms"),
             ("reference: wire time of those 4 requests at 9600 baud", 4 * fw["wire_ms_per_transaction_9600"], "ms"),
             ("flash per record, 10 float32 params, 1-min", fw.get("bytes_per_record"), "bytes"),

@@ -342,6 +342,10 @@ def parse_status(payload: bytes) -> Status:
     fw = obj.get("fw")
     if fw is not None and not isinstance(fw, str):
         raise ContractError(f"fw: expected a string, got {_type_name(fw)}")
+    for name, text in (("state", state), ("fw", fw)):
+        if text is not None and (len(text) > 64 or any(ord(ch) < 32 or ord(ch) == 127 for ch in text)):
+            raise ContractError(f"{name}: expected a short printable string (at most 64 characters, "
+                                f"no control characters), got {_shown(text)}")
     numbers: dict[str, float | None] = {}
     for name in _STATUS_NUMBERS:
         raw = obj.get(name)

@@ -272,7 +272,8 @@ class Gateway:
         self._accepting = True
         for name, target in (("journal", self._journal_loop), ("writer", self._writer_loop),
                              ("observer", self._observer_loop)):
-            t = threading.Thread(target=target, name=f"edgemon-{name}", daemon=True)
+            t = threading.Thread(target=self._keep_running, args=(name, target), name=f"edgemon-{name}",
+                                 daemon=True)
             self._threads[name] = t
             t.start()
         try:
@@ -511,6 +512,11 @@ class Gateway:
                 quarantined += 1
         lines.extend(extra)
         assert self.store is not None
+        if any("\n" in ln or "\r" in ln for ln in lines):
+            # Last guard: every producer escapes newlines; a raw one would split into forged points.
+            log.error("dropping %d line(s) with a raw newline (a bug upstream)",
+                      sum("\n" in ln or "\r" in ln for ln in lines))
+            lines = [ln for ln in lines if "\n" not in ln and "\r" not in ln]
         if lines or meta:
             body = (json.dumps({"r": readings, "m": meta}, separators=(",", ":")) + "\n" + "\n".join(lines)).encode()
             while True:
@@ -526,7 +532,13 @@ class Gateway:
                 self._backlog_readings += readings
         if quarantined:
             assert self.quarantine is not None
-            self.quarantine.sync()
+            while True:
+                try:
+                    self.quarantine.sync()
+                    break
+                except OSError as exc:
+                    log.error("quarantine: cannot sync (%s); retrying", exc)
+                    time.sleep(1.0)
         client = self._client
         for item in group:
             if isinstance(item, _Message) and item.qos > 0 and client is not None:
@@ -537,9 +549,29 @@ class Gateway:
             for event in events:
                 self._obs_queue.put(event)
 
+    def _keep_running(self, name: str, loop) -> None:
+        """A thread's loop returns when it is done; an unexpected exception (a bug, a corrupt store
+        frame) is logged and the loop started again, so ingest never silently stops while the
+        process looks alive. Its state (cursor, inbox) lives on the instance, so a restart resumes."""
+        while True:
+            try:
+                loop()
+                return
+            except Exception:  # noqa: BLE001
+                self._count("thread_restarts")
+                log.exception("%s thread failed; restarting it in 1 s", name)
+                time.sleep(1.0)
+
     def _quarantine(self, topic: str, payload: bytes, reason: str, receive_ms: int) -> None:
         assert self.quarantine is not None
-        self.quarantine.add(topic, payload, reason, received_ms=receive_ms)
+        while True:
+            try:
+                self.quarantine.add(topic, payload, reason, received_ms=receive_ms)
+                break
+            except OSError as exc:
+                # Disk full or failing: the group stays unacknowledged until the entry is kept.
+                log.error("quarantine: cannot write (%s); retrying", exc)
+                time.sleep(1.0)
         self._count("quarantined")
 
     def _lines_for(self, item: _Message, lines: list[str], meta: list[list[Any]]) -> tuple[int, tuple | None]:

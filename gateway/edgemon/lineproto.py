@@ -37,8 +37,11 @@ escape_tag_value = escape_key
 
 
 def escape_string_field(value: str) -> str:
-    """A string field value, with its surrounding double quotes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string field value, with its surrounding double quotes. Newlines become the two characters
+    `\\n` (`\\r` likewise): the store and the writer split batches into points on newlines, so a
+    raw one would let a string field smuggle whole points in."""
+    v = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + v + '"'
 
 
 def format_float(value: float) -> str:

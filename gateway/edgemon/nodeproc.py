@@ -1,9 +1,10 @@
 """Run the real node firmware on this PC: the MicroPython unix port with an ESP32-sized heap.
 
 Writes the node config a technician would put on the board and starts the firmware as a child
-process whose log lines we keep; stopped by its PID. By default the firmware runs as the device runs
-it: precompiled `.mpy` (mpy-cross, see `build_mpy`), so no compiler works inside its heap; set
-`EDGEMON_FW_SOURCE=1` (or `from_source=True`) to run `firmware/main.py` from source instead.
+process whose log lines we keep; stopped by its PID. By default the firmware runs as a device with a
+romfs partition runs it: precompiled `.mpy` (mpy-cross) in a ROMFS image, bytecode executed in place
+(see `build_romfs`, `edgemon.fwrom`); `EDGEMON_FW_MODE=mpy` loads the .mpy into the heap instead, and
+`EDGEMON_FW_MODE=source` (or `EDGEMON_FW_SOURCE=1`) runs `firmware/main.py` from source.
 """
 
 from __future__ import annotations
@@ -87,16 +88,46 @@ def build_mpy(root: Path | None = None) -> Path:
     return out
 
 
-def firmware_command(heapsize: str, config_path: Path, *args: str, from_source: bool | None = None):
-    """(argv, extra environment) to run the firmware with `config_path`: from .mpy (default, as on the
-    device) or from source (from_source=True or EDGEMON_FW_SOURCE=1)."""
-    if from_source is None:
-        from_source = os.environ.get("EDGEMON_FW_SOURCE", "") not in ("", "0")
-    mp = micropython_command()
-    if from_source:
-        return [mp, "-X", f"heapsize={heapsize}", str(FIRMWARE_DIR / "main.py"), str(config_path), *args], {}
-    return ([mp, "-X", f"heapsize={heapsize}", "-m", "main", str(config_path), *args],
-            {"MICROPYPATH": str(build_mpy())})
+def build_romfs(root: Path | None = None) -> Path:
+    """The ROMFS image of the firmware (.mpy from build_mpy, plus profiles/), as `mpremote romfs deploy`
+    would write it to a board's romfs partition. Cached beside the .mpy tree it was made from."""
+    from mpremote.romfs import make_romfs
+
+    mpy_dir = build_mpy(root)
+    image = mpy_dir.with_suffix(".romfs")
+    if not image.exists():
+        import contextlib
+        import io
+
+        tmp = image.with_suffix(f".tmp{os.getpid()}")
+        with contextlib.redirect_stdout(io.StringIO()):  # make_romfs lists every file it packs
+            tmp.write_bytes(make_romfs(str(mpy_dir), mpy_cross=False))
+        tmp.replace(image)
+    return image
+
+
+FIRMWARE_MODES = ("romfs", "mpy", "source")
+
+
+def firmware_command(heapsize: str, config_path: Path, *args: str, mode: str | None = None,
+                     from_source: bool | None = None):
+    """(argv, extra environment) to run the firmware with `config_path`, in one of three ways:
+    "romfs" (default; bytecode executed in place from a memory-mapped image, as on a board with a
+    romfs partition), "mpy" (.mpy files loaded into the heap, as from a LittleFS filesystem) or
+    "source" (the compiler runs in the heap). EDGEMON_FW_MODE overrides the default;
+    EDGEMON_FW_SOURCE=1 or from_source=True still mean "source"."""
+    if from_source or (from_source is None and os.environ.get("EDGEMON_FW_SOURCE", "") not in ("", "0")):
+        mode = "source"
+    mode = mode or os.environ.get("EDGEMON_FW_MODE") or "romfs"
+    if mode not in FIRMWARE_MODES:
+        raise ValueError(f"firmware mode must be one of {', '.join(FIRMWARE_MODES)}, not {mode!r}")
+    heap = ["-X", f"heapsize={heapsize}"]
+    if mode == "source":
+        return [micropython_command(), *heap, str(FIRMWARE_DIR / "main.py"), str(config_path), *args], {}
+    if mode == "mpy":
+        return [micropython_command(), *heap, "-m", "main", str(config_path), *args], {"MICROPYPATH": str(build_mpy())}
+    return ([sys.executable, "-m", "edgemon.fwrom", str(build_romfs()), *heap, str(FIRMWARE_DIR / "romboot.py"),
+             str(config_path), *args], {})
 
 
 def cod_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqtt_password: str,
@@ -150,9 +181,10 @@ class FirmwareProcess:
     """One firmware instance under the MicroPython unix port."""
 
     def __init__(self, config: dict, config_path: Path, heapsize: str = DEFAULT_HEAP, log_path: Path | None = None,
-                 from_source: bool | None = None):
+                 from_source: bool | None = None, mode: str | None = None):
         self.config = config
         self.from_source = from_source
+        self.mode = mode
         self.config_path = Path(config_path)
         self.heapsize = heapsize
         self.log_path = Path(log_path) if log_path else self.config_path.with_suffix(".log")
@@ -165,7 +197,7 @@ class FirmwareProcess:
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config, indent=2))
         os.chmod(self.config_path, 0o600)  # it holds the node's broker password
-        cmd, env = firmware_command(self.heapsize, self.config_path, from_source=self.from_source)
+        cmd, env = firmware_command(self.heapsize, self.config_path, mode=self.mode, from_source=self.from_source)
         self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -115,14 +115,32 @@ class Store:
                 chunks.append(HEADER.pack(len(body), zlib.crc32(body)))
                 chunks.append(body)
             data = b"".join(chunks)
-            self._file.write(data)
-            self._file.flush()
-            if self.fsync:
-                os.fdatasync(self._file.fileno())
+            try:
+                self._file.write(data)
+                self._file.flush()
+                if self.fsync:
+                    os.fdatasync(self._file.fileno())
+            except BaseException:
+                # A write that failed part-way (disk full) must not leave a torn frame for the retry
+                # to land behind: cut the file back to the last whole frame before re-raising.
+                self._discard_tail()
+                raise
             self._size += len(data)
             self._end = Position(self._segment, self._size)
             self._appended.notify_all()
             return self._end
+
+    def _discard_tail(self) -> None:
+        try:
+            self._file.close()
+        except OSError:
+            pass  # its buffer could not be flushed either: the truncate below drops it
+        path = self.dir / _segment_name(self._segment)
+        with open(path, "r+b") as f:
+            f.truncate(self._size)
+            f.flush()
+            os.fsync(f.fileno())
+        self._file = open(path, "ab")
 
     def _rotate(self) -> None:
         self._file.close()

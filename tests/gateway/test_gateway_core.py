@@ -60,6 +60,52 @@ def test_store_cuts_a_torn_frame_after_a_crash(tmp_path):
     assert s2.read(Position(1, 0), s2.end)[0] == [b"one", b"two", b"three"]
 
 
+_DISK_FULL_SCRIPT = """
+import resource, signal, sys
+from edgemon.store import Position, Store
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like a full disk
+s = Store(sys.argv[1])
+s.append([b"before" * 100])
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+try:
+    s.append([b"x" * 50_000])
+    print("append did not fail")
+except OSError:
+    pass
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+s.append([b"x" * 50_000])  # the journal's retry of the same frame
+s.append([b"after"])
+bodies, _ = s.read(Position(1, 0), s.end)
+print([len(b) for b in bodies])
+s.close()
+s2 = Store(sys.argv[1])
+print([len(b) for b in s2.read(Position(1, 0), s2.end)[0]])
+"""
+
+
+def test_store_append_that_fails_part_way_leaves_no_torn_frame(tmp_path):
+    """Disk full mid-write (a real EFBIG from RLIMIT_FSIZE, in a child process): the retry must not
+    land behind a torn frame, or the next start would cut off every acknowledged frame after it."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _DISK_FULL_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["[600, 50000, 5]", "[600, 50000, 5]"], r.stdout + r.stderr
+
+
+def test_string_fields_cannot_smuggle_points_and_status_strings_are_checked():
+    line = lineproto.node_line("s1", "n1", parse_status(b'{"state":"online","fw":"1.0"}'), 1764000000000)
+    assert "\n" not in line
+    assert lineproto.escape_string_field('a"b\\c\nreading,site=x value=1\r') == '"a\\"b\\\\c\\nreading,site=x value=1\\r"'
+    with pytest.raises(ContractError, match="fw: expected a short printable string"):
+        parse_status(b'{"state":"online","fw":"x\\nreading,node=n1,param=w01018,site=k value=999.0 1"}')
+    with pytest.raises(ContractError, match="state: expected a short printable string"):
+        parse_status(b'{"state":"online\\r"}')
+
+
 # --- completeness ----------------------------------------------------------------------------
 
 

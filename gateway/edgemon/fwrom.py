@@ -1,0 +1,34 @@
+"""Run the firmware as a device with a ROMFS partition runs it: its .mpy files in a read-only image
+that is memory-mapped outside MicroPython's heap, so bytecode executes in place (MicroPython >= 1.25).
+
+    python -m edgemon.fwrom IMAGE.romfs -X heapsize=64k firmware/romboot.py node.json [--cycles N]
+
+The image lives in this (CPython) process's memory, outside the GC heap that `-X heapsize` sizes,
+the way an ESP32's romfs partition lives in flash; firmware/romboot.py mounts it at /rom.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    image_path, mp_args = argv[0], argv[1:]
+    with open(image_path, "rb") as f:
+        image = f.read()
+    flash = ctypes.create_string_buffer(image, len(image))  # must outlive the interpreter run below
+    os.environ["EDGEMON_ROMFS"] = f"{ctypes.addressof(flash)}:{len(image)}"
+    from micropython_run import run_main  # the MicroPython unix port, in this process
+
+    code = run_main(["micropython", *mp_args])
+    del flash
+    return code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
