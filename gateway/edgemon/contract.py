@@ -74,6 +74,22 @@ class Status:
 
 def parse_topic(topic: str) -> Topic:
     """`edge/v1/{site}/{node}/{data|status|event|cmd|cmd/ack}` -> Topic."""
+    # Pure, and a gateway sees the same few thousand topics over and over: remember the valid ones
+    # (a Topic is immutable). Invalid topics are not remembered: each raises again, as before.
+    t = _TOPICS.get(topic)
+    if t is None:
+        t = _parse_topic(topic)
+        if len(_TOPICS) >= _TOPICS_MAX:
+            _TOPICS.clear()
+        _TOPICS[topic] = t
+    return t
+
+
+_TOPICS: dict[str, Topic] = {}
+_TOPICS_MAX = 100_000
+
+
+def _parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     expected = "expected edge/v1/{site}/{node}/{" + "|".join(KINDS) + "}"
     if len(parts) < 5 or tuple(parts[:2]) != TOPIC_PREFIX:
@@ -104,6 +120,27 @@ class _NonFinite:
         self.word = word
 
 
+def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(items)
+    if len(obj) != len(items):
+        # Two parsers may keep different copies; a signed payload must mean one thing.
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise ContractError(f"payload has a duplicate member {key!r}")
+            seen.add(key)
+    return obj
+
+
+def _no_constant(word: str) -> Any:  # pragma: no cover - only reached if the pre-check below is wrong
+    raise AssertionError(f"unexpected JSON constant {word!r}")
+
+
+# One shared decoder for the common case (no NaN/Infinity anywhere in the text): building a
+# JSONDecoder per payload costs as much as decoding a small record.
+_FAST_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_no_constant)
+
+
 def _decode_json(payload: bytes) -> tuple[Any, list[_NonFinite]]:
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError("payload must be bytes")
@@ -118,17 +155,11 @@ def _decode_json(payload: bytes) -> tuple[Any, list[_NonFinite]]:
         non_finite.append(marker)
         return marker
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj: dict[str, Any] = {}
-        for key, value in items:
-            if key in obj:
-                # Two parsers may keep different copies; a signed payload must mean one thing.
-                raise ContractError(f"payload has a duplicate member {key!r}")
-            obj[key] = value
-        return obj
-
     try:
-        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs), non_finite
+        if "NaN" in text or "Infinity" in text or text.startswith("\ufeff"):
+            # parse_constant is called only for these two words (-Infinity included): collect them.
+            return json.loads(text, parse_constant=constant, object_pairs_hook=_pairs), non_finite
+        return _FAST_DECODER.decode(text), non_finite
     except json.JSONDecodeError as exc:
         raise ContractError(f"payload is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:
@@ -211,34 +242,63 @@ def _parse_readings(value: Any, where: str) -> dict[str, Reading]:
         raise ContractError(f"{where}readings: empty (a record carries at least one reading)")
     readings: dict[str, Reading] = {}
     for code, reading in value.items():
-        here = f"{where}readings.{code}"
-        if not PARAM_RE.fullmatch(code):
-            raise ContractError(
-                f"{here[:60]}: {_shown(code)} is not an HJ 212 parameter code (one lowercase letter and 5 digits, e.g. w01018)"
-            )
-        if not isinstance(reading, dict):
-            raise ContractError(f"{here}: expected an object {{\"v\": number|null, \"f\": flag}}, got {_type_name(reading)}")
-        if "v" not in reading:
-            raise ContractError(f"{here}.v: missing (a number, or null for no value)")
-        raw = reading["v"]
-        if raw is None:
-            number = None
-        else:
-            number = _finite_number(raw)
-            if number is None:
-                if isinstance(raw, _NonFinite):
-                    raise ContractError(f"{here}.v: {raw.word} is not a finite number (use null for no value)")
-                if _is_int(raw) or isinstance(raw, float):
-                    raise ContractError(f"{here}.v: {raw} is out of range for a number")
-                raise ContractError(f"{here}.v: expected a finite number or null, got {_type_name(raw)}")
-        if "f" not in reading:
-            raise ContractError(f"{here}.f: missing (expected one of {' '.join(FLAGS)})")
-        flag = reading["f"]
-        if not isinstance(flag, str) or flag not in FLAGS:
-            shown = _shown(flag) if isinstance(flag, str) else _type_name(flag)
-            raise ContractError(f"{here}.f: unknown flag {shown} (expected one of {' '.join(FLAGS)})")
-        readings[code] = Reading(number, flag)
+        # The happy path first, with no string building; any doubt goes to the checks below,
+        # which give the reason exactly as before.
+        if code in _GOOD_CODES and type(reading) is dict and len(reading) == 2:
+            flag = reading.get("f")
+            if type(flag) is str and flag in _FLAG_SET:
+                raw = reading.get("v", reading)
+                kind = type(raw)
+                if kind is float:
+                    if raw - raw == 0.0:  # finite (inf - inf and nan - nan are nan)
+                        readings[code] = Reading(raw, flag)
+                        continue
+                elif kind is int:
+                    if -_INT_FLOAT_SAFE <= raw <= _INT_FLOAT_SAFE:
+                        readings[code] = Reading(float(raw), flag)
+                        continue
+                elif raw is None:
+                    readings[code] = Reading(None, flag)
+                    continue
+        readings[code] = _parse_reading(code, reading, where)
     return readings
+
+
+_FLAG_SET = frozenset(FLAGS)
+_INT_FLOAT_SAFE = 2**53  # every int up to this converts to a finite float exactly; larger: the full check
+_GOOD_CODES: set[str] = set()  # parameter codes already seen to match PARAM_RE (a few hundred at most)
+
+
+def _parse_reading(code: str, reading: Any, where: str) -> Reading:
+    here = f"{where}readings.{code}"
+    if not PARAM_RE.fullmatch(code):
+        raise ContractError(
+            f"{here[:60]}: {_shown(code)} is not an HJ 212 parameter code (one lowercase letter and 5 digits, e.g. w01018)"
+        )
+    if len(_GOOD_CODES) < 100_000:
+        _GOOD_CODES.add(code)
+    if not isinstance(reading, dict):
+        raise ContractError(f"{here}: expected an object {{\"v\": number|null, \"f\": flag}}, got {_type_name(reading)}")
+    if "v" not in reading:
+        raise ContractError(f"{here}.v: missing (a number, or null for no value)")
+    raw = reading["v"]
+    if raw is None:
+        number = None
+    else:
+        number = _finite_number(raw)
+        if number is None:
+            if isinstance(raw, _NonFinite):
+                raise ContractError(f"{here}.v: {raw.word} is not a finite number (use null for no value)")
+            if _is_int(raw) or isinstance(raw, float):
+                raise ContractError(f"{here}.v: {raw} is out of range for a number")
+            raise ContractError(f"{here}.v: expected a finite number or null, got {_type_name(raw)}")
+    if "f" not in reading:
+        raise ContractError(f"{here}.f: missing (expected one of {' '.join(FLAGS)})")
+    flag = reading["f"]
+    if not isinstance(flag, str) or flag not in FLAGS:
+        shown = _shown(flag) if isinstance(flag, str) else _type_name(flag)
+        raise ContractError(f"{here}.f: unknown flag {shown} (expected one of {' '.join(FLAGS)})")
+    return Reading(number, flag)
 
 
 def _parse_record(obj: Any, where: str) -> Record:

@@ -26,6 +26,7 @@ import copy
 import json
 import logging
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -131,6 +133,40 @@ class _Lines:
 
 
 _STOP = object()
+
+
+_PUBACK = struct.Struct("!BBH")
+
+
+def _ack_in_order(client: mqtt.Client, items: list[_Message]) -> None:
+    """Acknowledge messages in order. Same packets as client.ack() one by one, but queued together
+    with one wake-up of paho's network thread instead of one socket write per message (under load,
+    that write and the thread switch it causes cost as much as validating the message). Falls back
+    to client.ack() when paho is not the version whose internals this relies on."""
+    if not items:
+        return
+    out = getattr(client, "_out_packet", None)
+    wake = getattr(client, "_sockpairW", None)
+    if (not _FAST_ACK or out is None or wake is None or getattr(client, "_thread", None) is None
+            or not getattr(client, "_manual_ack", False) or client.on_socket_register_write is not None
+            or any(item.qos != 1 for item in items)):
+        for item in items:
+            client.ack(item.mid, item.qos)
+        return
+    pack = _PUBACK.pack
+    for item in items:
+        packet = pack(mqtt.PUBACK, 2, item.mid)
+        out.append({"command": mqtt.PUBACK, "mid": item.mid, "qos": 1, "pos": 0,
+                    "to_process": len(packet), "packet": packet, "info": None})
+    try:
+        wake.send(b"0")
+    except BlockingIOError:
+        pass  # the wake-up byte(s) already pending do the same
+    client._call_socket_register_write()
+
+
+# The queueing above mirrors paho-mqtt 2.x's Client._packet_queue (checked for 2.1/2.2).
+_FAST_ACK = paho.mqtt.__version__.split(".")[0] == "2" and hasattr(mqtt.Client, "_packet_queue")
 
 
 def _now_ms() -> int:
@@ -492,12 +528,14 @@ class Gateway:
         waiters: list[threading.Event] = []
         events: list[tuple] = []
         quarantined = 0
+        received = sum(1 for item in group if type(item) is _Message)
+        if received:
+            self._count("received", received)  # once per group, not per message
         for item in group:
             if isinstance(item, _Lines):
                 lines.extend(item.lines)
                 waiters.append(item.done)
                 continue
-            self._count("received")
             try:
                 n, event = self._lines_for(item, lines, meta)
                 readings += n
@@ -540,9 +578,8 @@ class Gateway:
                     log.error("quarantine: cannot sync (%s); retrying", exc)
                     time.sleep(1.0)
         client = self._client
-        for item in group:
-            if isinstance(item, _Message) and item.qos > 0 and client is not None:
-                client.ack(item.mid, item.qos)
+        if client is not None:
+            _ack_in_order(client, [item for item in group if type(item) is _Message and item.qos > 0])
         for done in waiters:
             done.set()
         if self._observers:
@@ -661,7 +698,7 @@ class Gateway:
         store = self.store
         assert store is not None
         next_points = time.monotonic() + cfg.ingest_interval_s
-        max_bytes = max(64 * 1024, cfg.batch_max * 120)
+        max_bytes = max(256 * 1024, cfg.batch_max * 120 * 4)  # several requests per cursor save
         while True:
             stopping = self._stop_requested.is_set()
             end = store.end if stopping else store.wait_for_data(self._cursor, 0.5)

@@ -78,16 +78,45 @@ def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, object]
 
 def reading_lines(site: str, node: str, record: Record) -> list[str]:
     """One `reading` point per parameter of the record, at the record's sample time.
-    `value` is left out when the node sent null; `flag` is always there."""
+    `value` is left out when the node sent null; `flag` is always there.
+    Same text as line("reading", {"site", "node", "param"}, {"value", "flag"}, ts), built from
+    cached pieces: the escaped series key per (site, node, param) and the flag field per flag."""
     lines = []
-    for param in sorted(record.readings):
-        reading = record.readings[param]
-        fields: dict[str, object] = {}
-        if reading.value is not None:
-            fields["value"] = float(reading.value)
-        fields["flag"] = reading.flag
-        lines.append(line("reading", {"site": site, "node": node, "param": param}, fields, record.ts))
+    readings = record.readings
+    ts = " " + str(int(record.ts))
+    for param in sorted(readings):
+        reading = readings[param]
+        value = reading.value
+        number = None if value is None else float(value)
+        head = _READING_HEADS.get((site, node, param))
+        if head is None:
+            head = _reading_head(site, node, param)
+        if number is not None and number - number != 0.0:  # inf or nan
+            raise ValueError(f"line protocol cannot carry {number!r}")
+        flag = reading.flag
+        field = _FLAG_FIELDS.get(flag) if type(flag) is str else None
+        if field is None:
+            field = "flag=" + _field_value(flag)
+        if number is None:
+            lines.append(head + field + ts)
+        else:
+            lines.append(head + "value=" + repr(number) + "," + field + ts)
     return lines
+
+
+_READING_HEADS: dict[tuple[str, str, str], str] = {}
+_READING_HEADS_MAX = 200_000
+_FLAG_FIELDS = {f: "flag=" + escape_string_field(f) for f in ("N", "F", "M", "S", "D", "C", "T", "B")}
+
+
+def _reading_head(site: str, node: str, param: str) -> str:
+    """`reading,node=..,param=..,site=.. ` (tags sorted by key); raises like escape_tag_value."""
+    head = (f"reading,node={escape_tag_value(node)},param={escape_tag_value(param)},"
+            f"site={escape_tag_value(site)} ")
+    if len(_READING_HEADS) >= _READING_HEADS_MAX:
+        _READING_HEADS.clear()
+    _READING_HEADS[(site, node, param)] = head
+    return head
 
 
 def records_lines(site: str, node: str, records: Iterable[Record]) -> list[str]:
