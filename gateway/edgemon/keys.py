@@ -16,12 +16,14 @@ import hashlib
 import hmac
 import os
 import stat
+import time
 import tomllib
 from pathlib import Path
 
 from .contract import ID_RE, ContractError, split_signature
 
 MIN_KEY_BYTES = 16
+DIAGNOSE_EVERY_S = 60.0
 
 
 class KeysError(ValueError):
@@ -90,6 +92,7 @@ class Verifier:
         self.keys = dict(keys or {})
         self.require_all = require_all
         self.keyed_sites = {name.split("/", 1)[0] for name in self.keys}
+        self._diagnosed: dict[str, float] = {}  # topic's site/node -> when its last bad sig was diagnosed
 
     def required(self, site: str, node: str) -> bool:
         return self.require_all or site in self.keyed_sites or f"{site}/{node}" in self.keys
@@ -108,8 +111,12 @@ class Verifier:
         expected = sign(signed, key)
         if hmac.compare_digest(expected, sig.lower()):
             return
-        # Diagnose: is it another node's key (a node publishing on someone else's topic)?
-        if len(self.keys) <= 10_000:
+        # Diagnose: is it another node's key (a node publishing on someone else's topic)? Costs one
+        # HMAC per key, so at most once a minute per topic: a flood of forged payloads must not stall
+        # the journal thread that every node's data goes through.
+        now = time.monotonic()
+        if len(self.keys) <= 10_000 and now - self._diagnosed.get(name, -DIAGNOSE_EVERY_S) >= DIAGNOSE_EVERY_S:
+            self._diagnosed[name] = now
             for other, other_key in self.keys.items():
                 if other != name and hmac.compare_digest(sign(signed, other_key), sig.lower()):
                     raise ContractError(f"sig: signed with the key of {other}, not of {name} (topic's site/node)")

@@ -141,6 +141,21 @@ def test_completeness_matches_a_set(seqs):
 # --- keys and signatures ---------------------------------------------------------------------
 
 
+def test_wrong_key_diagnosis_is_rate_limited_per_topic():
+    """Naming whose key signed a forged payload costs one HMAC per key: at most once a minute per topic."""
+    ka, kb = bytes(range(32)), bytes(range(1, 33))
+    v = Verifier({"s1/a": ka, "s1/b": kb})
+    body = b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1.0,"f":"N"}}}'
+    forged = signed_payload(body, kb)  # b's key on a's topic
+    with pytest.raises(ContractError, match="signed with the key of s1/b"):
+        v.check("s1", "a", forged)
+    with pytest.raises(ContractError, match="does not match the key of s1/a"):
+        v.check("s1", "a", forged)  # within the minute: no second scan of every key
+    v._diagnosed["s1/a"] -= 61
+    with pytest.raises(ContractError, match="signed with the key of s1/b"):
+        v.check("s1", "a", forged)
+
+
 def test_keys_file_must_be_private(tmp_path):
     path = tmp_path / "keys.toml"
     path.write_text('[keys]\n"s1/n1" = "' + "ab" * 32 + '"\n')
