@@ -134,8 +134,9 @@ class FlashQueue:
         st = self._tail
         prev = (st.seq, st.ts, st.tags)
         fr = frame(encode(st, seq, ts, clk, values, flags, f32s))
-        if prev[0] and self._segs[-1][1] + len(fr) > self.seg_bytes:
-            # Segment full: it stays within seg_bytes, so the bound on flash use is exact.
+        if (prev[0] or self._segs[-1][1] >= self.seg_bytes) and self._segs[-1][1] + len(fr) > self.seg_bytes:
+            # Segment full (or sealed after a failed write, even one that held no record yet): it
+            # stays within seg_bytes, so the bound on flash use is exact.
             self._start_segment(seq, params)
             st = self._tail
             prev = (0, 0, None)
@@ -154,6 +155,8 @@ class FlashQueue:
         return seq
 
     def _start_segment(self, seq, params):
+        if self._segs and self._segs[-1][0] == seq:
+            self._segs.pop()  # the tail holds no record (sealed by a failed write): its file is rewritten
         self._enforce_bound()
         path = self._path(seq)
         with open(path, "wb") as f:

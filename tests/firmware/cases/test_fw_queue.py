@@ -218,3 +218,43 @@ def test_schema_change_starts_a_new_segment():
         assert len(_seg_files(d)) == 2
     finally:
         rmtree(d)
+
+
+def test_failed_first_write_of_a_new_segment_seals_it():
+    """Flash full while writing the first record of a fresh segment: the next record must not be
+    appended behind the torn bytes (replay would stop there), it starts a new segment."""
+    import flashqueue as fq
+    d = make_tmpdir()
+    real_open = open
+
+    def failing_open(path, mode="r"):
+        if mode == "ab":
+            f = real_open(path, "ab")
+            f.write(b"\x09\x01")  # the start of a frame, then the flash is full
+            f.close()
+            raise OSError(28)
+        return real_open(path, mode)
+
+    try:
+        q = FlashQueue(d)
+        _add(q, 1)
+        p2 = ["w01018", "w00000"]  # a new schema: a fresh segment
+        fq.open = failing_open
+        try:
+            q.append(1764000120000, "ntp", p2, [1.0, 2.0], ["N", "N"], [True, True])
+            assert False, "the write should have failed"
+        except OSError:
+            pass
+        finally:
+            fq.open = real_open
+        assert q.append(1764000180000, "ntp", p2, [3.0, 4.0], ["N", "N"], [True, True]) == 2
+        got = q.peek(10)
+        assert [g[0] for g in got] == [1, 2], [g[0] for g in got]
+        assert got[1][3] == p2 and [r[0] for r in got[1][4]] == [3.0, 4.0]
+        files = _seg_files(d)
+        assert files == ["00000001.q", "00000002.q"], files  # the record-less sealed file was rewritten
+        assert q.bytes_used() == sum(os.stat(d + "/" + n)[6] for n in files)
+        q.ack(2)
+        assert len(q) == 0 and q.peek(10) == []
+    finally:
+        rmtree(d)
