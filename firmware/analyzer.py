@@ -61,8 +61,8 @@ class Analyzer:
         if self.backing_off(now):
             self._all(out, "B")
             return
-        vals = self.vals
-        got = [None] * len(vals)  # raw decoded value per value index, or None if its block failed
+        vals = self.vals  # 9 entries per value, see nodesetup.init_analyzer
+        got = [None] * (len(vals) // 9)  # raw decoded value per value index, or None if its block failed
         status = None
         status_failed = False
         # A known-dead analyzer gets one try, so it costs the others at most its own timeout.
@@ -85,24 +85,32 @@ class Analyzer:
             except (ModbusException, FrameError) as e:
                 # It answered, but not with data: a device-side fault for those registers.
                 self.last_error = e
-                for member, off in members:
-                    if member == _STATUS:
+                for k in range(0, len(members), 2):
+                    if members[k] == _STATUS:
                         status_failed = True
                 continue
-            for member, off in members:
+            for k in range(0, len(members), 2):
+                member = members[k]
+                off = members[k + 1]
                 if member == _STATUS:
                     status = data[off]
                 elif fc <= 2:
                     got[member] = data[off]
                 else:
-                    v = vals[member]
-                    got[member] = decode(data, v[2], v[3], off)
+                    j = member * 9
+                    got[member] = decode(data, vals[j + 2], vals[j + 3], off)
         self.fails = 0
         flag = "N"
         if self.st_kind is not None and status is not None:
             flag = status_flag(self.st_kind, status, self.st_table, self.st_default)
-        for i in range(len(vals)):
-            param, fc, typ, order, mul, div, offset, low, high = vals[i]
+        for i in range(len(got)):
+            j = i * 9
+            param = vals[j]
+            mul = vals[j + 4]
+            div = vals[j + 5]
+            offset = vals[j + 6]
+            low = vals[j + 7]
+            high = vals[j + 8]
             x = got[i]
             if x is None or status_failed or x != x or x == _INF or x == -_INF:
                 # No value, an impossible one, or no status word to vouch for it: D (fault).
@@ -120,8 +128,9 @@ class Analyzer:
             out[param] = (x, f)
 
     def _all(self, out, flag):
-        for p in self.params:
-            out[p] = (None, flag)
+        vals = self.vals
+        for j in range(0, len(vals), 9):
+            out[vals[j]] = (None, flag)
 
     def health_json(self):
         return '"%s":[%d,%d,%d,%d]' % (self.name, self.health[0], self.health[1], self.health[2], self.health[3])

@@ -163,7 +163,8 @@ class FlashQueue:
             f.write(frame(",".join(params).encode()))
         self._segs.append([seq, _size(path)])
         self._tail = State()
-        self._tail_schema = list(params)
+        if self._tail_schema != params:  # a new schema; the same one (segment full) keeps its list
+            self._tail_schema = params[:]  # a copy of exactly its size (list() grows it append by append)
 
     def _enforce_bound(self):
         # Room for one more full segment, else the oldest goes (newest data matters most to
@@ -206,7 +207,20 @@ class FlashQueue:
         first = self._segs[idx][0]
         r = _SegReader(self._path(first))
         try:
-            schema = bytes(r.frame()).decode().split(",")
+            b = r.frame()
+            # Usually the open segment's schema: compared in place, then shared (one list of param
+            # strings in the heap, and no 256-byte split list in a fragmented heap).
+            schema = self._tail_schema
+            pos = 0
+            for p in schema or ():
+                p = p.encode()
+                end = pos + len(p)
+                if b[pos:end] != p or (end < len(b) and b[end] != 44):  # 44: ","
+                    pos = -1
+                    break
+                pos = end + 1
+            if schema is None or pos != len(b) + 1:
+                schema = bytes(b).decode().split(",")
             st = State()
             n = len(schema)
             try:

@@ -220,7 +220,7 @@ class MQTTClient:
         return self._pid
 
     def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
-        """payload: bytes, or a list of bytes sent back to back. QoS 1 returns once the matching
+        """payload: bytes, or a list of bytes-like pieces (bytes, bytearray, memoryview) sent back to back. QoS 1 returns once the matching
         PUBACK arrives; raises MQTTTimeout otherwise.
         Any error leaves the client closed, so the caller reconnects and resends (at-least-once)."""
         if self.sock is None:
@@ -229,16 +229,17 @@ class MQTTClient:
             timeout_ms = self.timeout_ms
         pid = self._next_pid() if qos else 0
         try:
-            if isinstance(payload, list):
-                # Sent piece by piece: a replay batch never needs one large contiguous block.
-                n = 0
-                for p in payload:
-                    n += len(p)
-                self._send(build_publish_header(topic, n, qos, retain, pid))
-                for p in payload:
-                    self._send(p)
-            else:
-                self._send(build_publish(topic, payload, qos, retain, pid))
+            if not isinstance(payload, list):
+                # The header, then the payload: the same bytes as build_publish, without a copy of
+                # the payload joined to its header.
+                payload = [payload.encode() if isinstance(payload, str) else payload]
+            # Sent piece by piece: a replay batch never needs one large contiguous block.
+            n = 0
+            for p in payload:
+                n += len(p)
+            self._send(build_publish_header(topic, n, qos, retain, pid))
+            for p in payload:
+                self._send(p)
             if not qos:
                 return 0
             start = ticks_ms()

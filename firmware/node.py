@@ -2,7 +2,7 @@
 MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
-from record import build_record_rows, build_event, build_status, format_number, sign, OFFLINE
+from record import put_record_rows, build_event, build_status, format_number, OFFLINE
 from record import append_member
 
 BACKOFF_MIN_MS = 1000
@@ -20,7 +20,11 @@ class Node:
         """Poll every analyzer that is due (each has its own poll_s); returns {param: (value or None,
         flag)} for their values only. Sets sample_ts."""
         self.sample_ts = self.hw.clock.now_ms()  # sample start, not send time
-        readings = {}
+        # An empty dict with room for every param, allocated once now (right after the cycle's
+        # collection) rather than grown copy by copy to a 368-byte table in a fragmented heap.
+        readings = dict.fromkeys(self.params)
+        for p in self.params:
+            del readings[p]
         for a in self.analyzers:
             now = ticks_ms()
             # One on the node's own period (the default) is polled every cycle; a slower one when due,
@@ -32,8 +36,7 @@ class Node:
                 a.sample(readings, now)
             except Exception as e:  # a decoding bug must not cost the other analyzers' data
                 self._error("sample " + a.name, e)
-                for p in a.params:
-                    readings[p] = (None, "D")
+                a._all(readings, "D")
         return readings
 
     def analyzer_health(self):
@@ -58,33 +61,45 @@ class Node:
             self._mark()
         self.service_link(0)
         self._mark()
-        line = ["cycle seq=%d" % self.seq]
+        # The default log (print) gets the line piece by piece: the same text, but no ~350-byte
+        # string (nor list) that a fragmented heap may not have room for.
+        pr = self.log is print
+        line = None if pr else []
+        s = "cycle seq=%d" % self.seq
         f32s = self.f32s
         for i in range(len(f32s)):
             p = self.params[i]
             r = readings.get(p)
             if r is None:
                 continue  # its analyzer was not due this cycle
-            line.append("%s=%s/%s" % (p, format_number(r[0], f32s[i]), r[1]))
-        line.append("heap_peak=%d heap_live=%d queue=%d dropped=%d mqtt=%s"
-                    % (self.heap_peak, self.heap_live, len(self.queue), self.queue.dropped,
-                       "up" if self.mqtt.connected else "down"))
-        self.log(" ".join(line))
+            if pr:
+                print(s, end=" ")
+            else:
+                line.append(s)
+            s = "%s=%s/%s" % (p, format_number(r[0], f32s[i]), r[1])
+        t = ("heap_peak=%d heap_live=%d queue=%d dropped=%d mqtt=%s"
+             % (self.heap_peak, self.heap_live, len(self.queue), self.queue.dropped,
+                "up" if self.mqtt.connected else "down"))
+        if pr:
+            print(s, end=" ")
+            print(t)
+        else:
+            line.append(s)
+            line.append(t)
+            self.log(" ".join(line))
         return readings
 
     def store(self, readings):
         """Append the record to the flash queue (before any publish); returns its seq. Only the
         params in readings (the analyzers that were due) go into the record."""
-        vals = []
-        flags = []
-        for p in self.params:
-            r = readings.get(p)
-            if r is None:
-                vals.append(None)
-                flags.append(None)  # not sampled: stored as absent, left out of the record
-            else:
-                vals.append(r[0])
-                flags.append(r[1])
+        n = len(self.params)
+        vals = [None] * n  # one allocation each, not lists grown append by append
+        flags = [None] * n  # None: not sampled, stored as absent, left out of the record
+        for i in range(n):
+            r = readings.get(self.params[i])
+            if r is not None:
+                vals[i] = r[0]
+                flags[i] = r[1]
         before = self.queue.dropped
         self.seq = self.queue.append(self.sample_ts, self.hw.clock.clk, self.params, vals, flags, self.f32s)
         if self.queue.dropped != before:
@@ -154,7 +169,7 @@ class Node:
             m.maintain()
             now = ticks_ms()
             if self._status_due or ticks_diff(now, self._last_status) >= self.status_ms:
-                m.publish(self.status_topic, sign(self.status_payload(), self.mac), 1, True)
+                self._publish_signed(self.status_topic, self.status_payload(), True)
                 self._status_due = False
                 self._last_status = now
             self._events()
@@ -181,8 +196,16 @@ class Node:
             self._dropped_told = q.dropped
 
     def _event(self, kind, detail_json):
-        self.mqtt.publish(self.event_topic, sign(build_event(self.hw.clock.now_ms(), kind, detail_json), self.mac),
-                          1, False)
+        self._publish_signed(self.event_topic, build_event(self.hw.clock.now_ms(), kind, detail_json), False)
+
+    def _publish_signed(self, topic, payload, retain):
+        """QoS 1 publish of record.sign(payload, self.mac), sent in pieces: the same bytes without
+        the copies sign() makes (a status is ~300 bytes: too long for a fragmented heap)."""
+        parts = [payload]
+        if self.mac is not None:
+            sig = self.mac.hexdigest(payload)
+            parts = [memoryview(payload)[:-1], b',"sig":"' + sig.encode() + b'"}']
+        self.mqtt.publish(topic, parts, 1, retain)
 
     def _publish_next(self):
         """One publish from the head of the queue: a single record, or a batch when there is a
@@ -190,38 +213,46 @@ class Node:
         q = self.queue
         n = self.batch_bytes // self._rec_len
         n = 1 if n < 1 else (self.batch_max if n > self.batch_max else n)
-        items = q.peek(n)
+        items = q.peek(1)
         if not items:
             # Pending but unreadable (flash damage): count them rather than stall the uplink.
             q.dropped += len(q)
             q.ack(q.last_seq)
             return
-        # The payload stays in pieces (records, separators, sig): no large contiguous allocation.
-        count = len(items)
-        last = items[-1][0]
-        parts = [] if count == 1 else [b'{"batch":[']
-        size = 0
-        for k in range(count):
-            seq, ts, clk, schema, rows = items[k]
-            items[k] = None  # a record's rows (tuples, floats) become garbage once it is built
-            r = build_record_rows(ts, seq, clk, schema, rows)
+        # A single record is built in one reused buffer (self._out, allocated at startup); a batch
+        # stays in pieces (records, separators, sig): no large contiguous allocation either way.
+        # Records are read one at a time: one decoded record (rows of tuples, floats) in the heap.
+        out = self._out
+        parts = [out]
+        count = size = 0
+        while items:
+            seq, ts, clk, schema, rows = items[0]
+            items = None  # its rows become garbage once it is built
+            if count == 1:  # a second record: a batch, the first one its first element
+                parts = [b'{"batch":[', bytes(out)]
+            out[:] = b""
+            put_record_rows(out, ts, seq, clk, schema, rows)
             rows = None
-            size += len(r)
-            if count == 1:
-                r = r[:-1]  # the closing brace comes last, after the sig
-            elif len(parts) > 1:
+            size += len(out)
+            count += 1
+            last = seq
+            if count > 1:
                 parts.append(b",")
-            parts.append(r)
-        items = None
+                parts.append(bytes(out))
+            if count < n:
+                items = q.peek(1, last)
         self._rec_len = size // count + 1
-        if count > 1:
-            parts.append(b"]")
-        if self.mac is not None:
-            parts.append(b"}")
-            sig = self.mac.hexdigest(*parts)  # over the exact unsigned payload (DESIGN.md 3)
-            parts[-1] = b',"sig":"' + sig.encode() + b'"}'
+        if count == 1:
+            if self.mac is not None:
+                sig = self.mac.hexdigest(out)  # over the exact unsigned payload (DESIGN.md 3)
+                out[len(out) - 1:] = b',"sig":"'  # the closing brace comes last, after the sig
+                out.extend(sig.encode())
+                out.extend(b'"}')
         else:
-            parts.append(b"}")
+            parts.append(b"]}")
+            if self.mac is not None:
+                sig = self.mac.hexdigest(*parts)
+                parts[-1] = b'],"sig":"' + sig.encode() + b'"}'
         self.mqtt.publish(self.data_topic, parts, 1, False)
         q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
         self.sent += count
@@ -280,7 +311,7 @@ class Node:
         """Clean stop: say offline (retained) ourselves, since DISCONNECT suppresses the will."""
         if self.mqtt.connected:
             try:
-                self.mqtt.publish(self.status_topic, sign(OFFLINE, self.mac), 1, True)
+                self._publish_signed(self.status_topic, OFFLINE, True)
             except Exception as e:
                 self._error("shutdown", e)
             self.mqtt.disconnect()

@@ -1,6 +1,7 @@
 """Startup-only code of the node: building Node, Analyzer and FlashQueue state from the config and
 the flash. Imported for the call through compat.call_once and unloaded after, so its bytecode is
 not in the heap while the node polls (the heap is the budget: see README "Heap")."""
+import gc
 import os
 from compat import ticks_ms
 from decode import register_count
@@ -56,15 +57,16 @@ def init_analyzer(self, cfg, master):
     self.poll_ms = int(cfg.get("poll_s", 0) * 1000)
     self.master = master
     values = cfg["values"]
-    # Tuples, not the config dicts: (param, fc, type, order, mul, div, offset, low, high).
-    self.vals = []
+    # One flat tuple, not the config dicts nor a tuple per value: 9 entries per value,
+    # (param, fc, type, order, mul, div, offset, low, high) at 9 * value index (-0.2 KB per analyzer).
+    vals = []
     self.params = []
     self.f32 = []  # params whose reported value is the analyzer's float32 itself (shortest text)
     for v in values:
         mul, div = _scaling(v["scale"])
         r = v.get("range")
-        self.vals.append((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
-                          r[0] if r else None, r[1] if r else None))
+        vals.extend((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
+                     r[0] if r else None, r[1] if r else None))
         self.params.append(v["param"])
         if v["type"] == "float32" and v["scale"] == 1 and v["offset"] == 0:
             self.f32.append(v["param"])
@@ -77,7 +79,15 @@ def init_analyzer(self, cfg, master):
         else:
             self.st_table = st["map"]
         self.st_default = st.get("default", "D" if self.st_kind == 2 else "N")
-    self.blocks = plan_blocks(values, st, cfg.get("max_regs", 125))
+    self.vals = tuple(vals)
+    # (fc, start, count, (member, offset, member, offset, ...)): flat tuples, not lists of tuples.
+    blocks = []
+    for b in plan_blocks(values, st, cfg.get("max_regs", 125)):
+        flat = []
+        for m in b[3]:
+            flat.extend(m)
+        blocks.append((b[0], b[1], b[2], tuple(flat)))
+    self.blocks = tuple(blocks)
     self.health = [0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions
     self.fails = 0  # polls in a row without any answer
     self.last_error = None
@@ -90,11 +100,12 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     """Node.__init__."""
     from analyzer import Analyzer
     from modbus_master import ModbusMaster
-    from record import sign, OFFLINE
-    from flashqueue import FlashQueue
-    from backoff import Backoff
-    from mqtt import MQTTClient
-    from node import BACKOFF_MIN_MS, BACKOFF_CAP_MS
+    # Every attribute set once first: the instance dict grows to its final size now, while the heap
+    # still has long free runs, not by copies at the end of the startup (where 64k failed).
+    self.cycles = self.errors = self.sent = self.heap_peak = self.heap_live = self.sample_ts = 0
+    self.queue = self.mqtt = self.mac = self.event_topic = self.batch_max = self.batch_bytes = None
+    self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
+    self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
     self.hw = hw
     self.log = log
     site = config["site"]
@@ -106,9 +117,19 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.status_ms = int(config.get("status_s", 60) * 1000)
     self.analyzers = []
     self.params = []  # config order: the order readings appear in records and log lines
-    self.f32s = []  # per param: its value is an analyzer's float32 itself (a list, not a dict: -1.7 KB)
-    masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
+    # Allocated first, while the heap still has long free runs (see Node._publish_next).
+    n = 0
     for acfg in config["analyzers"]:
+        n += len(acfg["values"])
+    self._out = bytearray(40 * n + 128)  # a record of floats and its sig fit
+    self._out[:] = b""
+    self.f32s = bytearray()  # per param, 1: its value is an analyzer's float32 itself (not a list of bools: -0.2 KB)
+    masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
+    acfgs = config["analyzers"]
+    for i in range(len(acfgs)):
+        acfg = acfgs[i]
+        if config.get("_once"):  # set by start.py: nothing reuses this config, so each analyzer's
+            acfgs[i] = None  # config is garbage once the analyzer is built (a lower startup peak)
         t = acfg["transport"]
         key = "%s|%s|%s|%s" % (t["kind"], t.get("host"), t.get("port"), t.get("uart"))
         if key not in masters:
@@ -117,7 +138,19 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
         self.analyzers.append(a)
         self.params.extend(a.params)
         for p in a.params:  # each param once per node (config.py)
-            self.f32s.append(p in a.f32)
+            self.f32s.append(1 if p in a.f32 else 0)
+        a.f32 = a.params = None  # only needed here (the poll loop reads the params from a.vals)
+        acfg = a = None
+        gc.collect()
+    # The queue, MQTT and backoff modules are loaded only now: with start.py's order, the analyzers'
+    # config is freed before their code objects join the heap (a lower startup peak).
+    acfgs = masters = None
+    gc.collect()
+    from record import sign, OFFLINE
+    from flashqueue import FlashQueue
+    from backoff import Backoff
+    from mqtt import MQTTClient
+    from node import BACKOFF_MIN_MS, BACKOFF_CAP_MS
     self.event_topic = base + "event"
     self.mac = None
     if config.get("key"):

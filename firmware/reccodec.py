@@ -106,11 +106,11 @@ def decode(st, body, n):
     else:
         tags = bytes(body[pos:pos + n])
         pos += n
-    out = []
+    out = [None] * n  # one allocation, not a list grown append by append
     for i in range(n):
         t = tags[i]
         if t & _ABSENT:
-            out.append((None, None, False))
+            out[i] = (None, None, False)
             continue
         k = t >> 3
         f = FLAGS[t & 7]
@@ -125,7 +125,7 @@ def decode(st, body, n):
             v = _unzz(d)
         else:
             v = None
-        out.append((v, f, k == K_F32))
+        out[i] = (v, f, k == K_F32)
     if pos != len(body):
         raise ValueError("trailing bytes")
     st.seq = seq

@@ -71,16 +71,23 @@ def build_record_rows(ts_ms, seq, clk, params, rows):
     """Record bytes from the flash queue's form: rows[i] = (value, flag, is_float32) for params[i]
     (flag None: not sampled, left out).
     The node publishes only this (read back from flash), so a replay is byte-identical."""
-    parts = ['{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))]
+    out = bytearray()
+    put_record_rows(out, ts_ms, seq, clk, params, rows)
+    return bytes(out)
+
+
+def put_record_rows(out, ts_ms, seq, clk, params, rows):
+    """build_record_rows appended to the bytearray out (the node reuses one preallocated buffer:
+    only small pieces are allocated, never the whole record, so a fragmented heap does not fail)."""
+    out.extend(('{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))).encode())
+    sep = ""
     for i in range(len(params)):
         v, f, f32 = rows[i]
         if f is None:
             continue  # not sampled in this record (an analyzer with a longer poll_s)
-        if len(parts) > 1:
-            parts.append(",")
-        parts.append('%s:{"v":%s,"f":%s}' % (_str(params[i]), format_number(v, f32), _str(f)))
-    parts.append("}}")
-    return "".join(parts).encode()
+        out.extend(('%s%s:{"v":%s,"f":%s}' % (sep, _str(params[i]), format_number(v, f32), _str(f))).encode())
+        sep = ","
+    out.extend(b"}}")
 
 
 def build_batch(records):

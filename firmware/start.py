@@ -53,15 +53,16 @@ def _import_small_first():
     # Loading the node's modules one by one with a collection in between keeps the compile-time
     # peak (the unix port compiles .py in its heap) from fragmenting it.
     import gc
-    for m in ("compat", "record", "reccodec", "pointer", "flashqueue", "backoff", "mqtt", "analyzer", "node"):
+    # The queue and MQTT modules come later, in nodesetup.init_node, once the analyzers' config is freed.
+    for m in ("compat", "record", "analyzer", "node"):
         gc.collect()
         __import__(m)
     gc.collect()
 
 
 def _start(argv):
-    """The node, built from the validated config; the config dict is dropped once the node is built
-    (about 8 KB for 4 analyzers x 5 values that the poll loop never reads again)."""
+    """The validated config and the hw for the node; main.py drops the config dict once the node is
+    built (about 11 KB for 4 analyzers x 5 values that the poll loop never reads again)."""
     path, cycles, state_dir = parse_args(argv)
     cfg, err = load(path)
     if err:
@@ -69,18 +70,19 @@ def _start(argv):
         sys.exit(2)
     if state_dir is not None:
         cfg["state_dir"] = state_dir
+    cfg["_once"] = 1  # Node may drop each analyzer's config once it is built (nodesetup.init_node)
     # Imported only now: nothing network-related is even loaded for a bad config.
     _import_small_first()
     from hw_unix import UnixHW
-    from node import Node
     print("node %s/%s fw %s: %d analyzer(s), poll %ss, broker %s:%d"
           % (cfg["site"], cfg["node"], __import__("record").FW_VERSION, len(cfg["analyzers"]),
              cfg["poll_s"], cfg["mqtt"]["host"], cfg["mqtt"]["port"]))
-    return Node(cfg, UnixHW(cfg["state_dir"] + "/" + cfg["site"] + "/" + cfg["node"])), cycles
+    return cfg, UnixHW(cfg["state_dir"] + "/" + cfg["site"] + "/" + cfg["node"]), cycles
 
 
 def start(argv):
-    """PC: (node, cycles) from the command line; exits 2 on a bad config or bad arguments."""
+    """PC: (config, hw, cycles) from the command line; exits 2 on a bad config or bad arguments.
+    main.py builds the Node once this module is unloaded (its code is not in the startup peak)."""
     return _start(argv)
 
 
@@ -92,6 +94,7 @@ def board_node(path="/node.json"):
         print(err)
         return None
     from hw_esp32 import Esp32HW
+    cfg["_once"] = 1
     from node import Node
     hw = Esp32HW(cfg)
     return Node(cfg, hw), hw

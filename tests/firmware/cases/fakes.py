@@ -128,8 +128,8 @@ class FakeMQTT:
         if self.fail_publish:
             self.connected = False
             raise OSError("fake: broker gone")
-        if isinstance(payload, list):  # the real client sends the pieces back to back
-            payload = b"".join(payload)
+        if isinstance(payload, list):  # the real client sends the pieces (any bytes-like) back to back
+            payload = b"".join([bytes(p) for p in payload])
         self.published.append((topic, payload, qos, retain))
 
     def close(self):

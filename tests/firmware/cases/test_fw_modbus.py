@@ -238,3 +238,17 @@ def test_master_passes_its_own_timeout_to_the_transport():
     u.mode = "silent"
     raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 123, 1)
     assert bus.waits == [123, 123]
+
+
+def test_crc16_table_matches_bitwise():
+    # modbus_rtu._TABLE is a bytes constant: every entry must be the bitwise CRC of its index.
+    def bitwise(data):
+        c = 0xFFFF
+        for x in data:
+            c ^= x
+            for _ in range(8):
+                c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+        return c
+    for i in range(256):
+        d = bytes([i, (i * 7) & 0xFF, 255 - i])
+        assert crc16(d) == bitwise(d)
