@@ -140,5 +140,5 @@ def test_power_cut_publishes_last_will_and_node_goes_offline(stack, system):
     wait_for(lambda: any(n["online"] is True for n in influx_rows(stack, db, "SELECT * FROM node")), 30,
              "node online")
     fw.kill()
-    wait_for(lambda: any(n["online"] is False for n in influx_rows(stack, db, "SELECT * FROM node")), 15,
-             "node offline from the last will")
+    assert wait_for(lambda: any(n["online"] is False for n in influx_rows(stack, db, "SELECT * FROM node")), 15,
+                    "node offline from the last will")

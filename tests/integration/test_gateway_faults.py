@@ -138,7 +138,8 @@ def test_gateway_kill9_mid_stream(scenario):
         scenario.publish(2000)
         gw.start()
     scenario.pub.wait_all()
-    scenario.finish(faults=kills)
+    stored, _ = scenario.finish(faults=kills)
+    assert stored == scenario.sent * 5  # finish() also asserts it, and that completeness saw no gap
 
 
 def test_broker_restart_while_nodes_publish(scenario, fstack):
@@ -150,7 +151,8 @@ def test_broker_restart_while_nodes_publish(scenario, fstack):
         fstack.mosquitto.restart()  # graceful: Mosquitto saves queued messages and sessions
         scenario.publish(1500)
         scenario.pub.wait_all(timeout=60)
-    scenario.finish(faults=restarts)
+    stored, _ = scenario.finish(faults=restarts)
+    assert stored == scenario.sent * 5  # finish() also asserts it, and that completeness saw no gap
 
 
 def test_influxdb_down_while_nodes_publish(scenario, fstack):
@@ -168,7 +170,8 @@ def test_influxdb_down_while_nodes_publish(scenario, fstack):
         assert "write failed: InfluxDB unreachable" in log
     finally:
         fstack.influx.start()
-    scenario.finish(faults=1)
+    stored, _ = scenario.finish(faults=1)
+    assert stored == scenario.sent * 5  # finish() also asserts it, and that completeness saw no gap
     # The health measurement kept the backlog history: it is written too once InfluxDB is back.
     w = InfluxV1Writer(fstack.influx.url, scenario.db)
     [row] = w.query_rows('SELECT max("backlog_readings") AS peak FROM "gateway"')
@@ -184,7 +187,8 @@ def test_gateway_down_while_5000_messages_are_published(scenario):
     scenario.publish(5000)  # the broker queues them for the gateway's persistent session
     scenario.pub.wait_all()
     gw.start()
-    scenario.finish(faults=1)
+    stored, _ = scenario.finish(faults=1)
+    assert stored == scenario.sent * 5  # finish() also asserts it, and that completeness saw no gap
 
 
 def test_two_gateways_share_the_load(scenario):
