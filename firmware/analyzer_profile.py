@@ -1,7 +1,7 @@
 """Analyzer profiles: the register map of one analyzer model as data (profiles/<name>.json), validated
 into the compact form the Analyzer polls; per-node overrides. Errors name the file, field and fix."""
 import json
-from config import (ConfigError, FLAGS, _obj, _known, _req, _int_range, _show, _is_num, _is_int,
+from config import (ConfigError, _join, FLAGS, _obj, _known, _req, _int_range, _show, _is_num, _is_int,
                     is_param_code, is_identifier)
 
 # float32 first: the order the error message lists them in.
@@ -34,7 +34,7 @@ def _range(d, p):
         d["range"] = None
         return
     if not (isinstance(r, list) and len(r) == 2 and _is_num(r[0]) and _is_num(r[1]) and r[0] < r[1]):
-        raise ConfigError(p + ".range", "must be [low, high], two numbers with low < high; got %s" % _show(r))
+        raise ConfigError(_join(p, "range"), "must be [low, high], two numbers with low < high; got %s" % _show(r))
 
 
 def check_value(v, vp):
@@ -43,31 +43,31 @@ def check_value(v, vp):
     _known(v, _VALUE, vp)
     param = _req(v, "param", vp)
     if not is_param_code(param):
-        raise ConfigError(vp + ".param", "must be an HJ 212 code: one lowercase letter and 5 digits, e.g. w01018; got %s"
+        raise ConfigError(_join(vp, "param"), "must be an HJ 212 code: one lowercase letter and 5 digits, e.g. w01018; got %s"
                           % _show(param))
     for key in ("name", "unit"):
         if key in v and not isinstance(v[key], str):
             raise ConfigError(vp + "." + key, "must be a text string (documentation only)")
     fc = v.get("fc", 3)
     if not (_is_int(fc) and 1 <= fc <= 4):
-        raise ConfigError(vp + ".fc", "must be 3 (holding registers), 4 (input registers), 1 (coils) or "
+        raise ConfigError(_join(vp, "fc"), "must be 3 (holding registers), 4 (input registers), 1 (coils) or "
                           "2 (discrete inputs); got %s" % _show(fc))
     v["fc"] = fc
     _int_range(v, "addr", vp, 0, 65535)
     typ = _req(v, "type", vp)
     if typ not in TYPES:
-        raise ConfigError(vp + ".type", "must be one of " + ", ".join(TYPES) + "; got %s" % _show(typ))
+        raise ConfigError(_join(vp, "type"), "must be one of " + ", ".join(TYPES) + "; got %s" % _show(typ))
     if (typ == "bit") != (fc <= 2):
-        raise ConfigError(vp + ".type", "type bit goes with fc 1 or 2 (coils, discrete inputs), and only there")
+        raise ConfigError(_join(vp, "type"), "type bit goes with fc 1 or 2 (coils, discrete inputs), and only there")
     if v["addr"] + _NREGS[typ] > 65536:
-        raise ConfigError(vp + ".addr", "value runs past register 65535")
+        raise ConfigError(_join(vp, "addr"), "value runs past register 65535")
     if "order" not in v:
         v["order"] = "ABCD"
     elif v["order"] not in ORDERS:
-        raise ConfigError(vp + ".order", "must be one of " + ", ".join(ORDERS) + "; got %s" % _show(v["order"]))
+        raise ConfigError(_join(vp, "order"), "must be one of " + ", ".join(ORDERS) + "; got %s" % _show(v["order"]))
     _num(v, "scale", vp, 1)
     if v["scale"] == 0:
-        raise ConfigError(vp + ".scale", "must not be 0")
+        raise ConfigError(_join(vp, "scale"), "must not be 0")
     _num(v, "offset", vp, 0)
     _range(v, vp)
     return v
@@ -80,39 +80,39 @@ def check_status(s, sp):
     _known(s, _STATUS, sp)
     if "flags" in s:
         if "map" in s or s.get("kind", "code") != "code":
-            raise ConfigError(sp + ".flags", "old name of map (kind code); give either flags or map")
+            raise ConfigError(_join(sp, "flags"), "old name of map (kind code); give either flags or map")
         s["map"] = s.pop("flags")
-        mp_path = sp + ".flags"
+        mp_path = _join(sp, "flags")
     else:
-        mp_path = sp + ".map"
+        mp_path = _join(sp, "map")
     kind = s.get("kind", "code")
     if kind not in KINDS:
-        raise ConfigError(sp + ".kind", "must be one of " + ", ".join(KINDS) + "; got %s" % _show(kind))
+        raise ConfigError(_join(sp, "kind"), "must be one of " + ", ".join(KINDS) + "; got %s" % _show(kind))
     fc = s.get("fc", 3)
     if fc != 3 and fc != 4 or not _is_int(fc):
-        raise ConfigError(sp + ".fc", "must be 3 (holding registers) or 4 (input registers); got %s" % _show(fc))
+        raise ConfigError(_join(sp, "fc"), "must be 3 (holding registers) or 4 (input registers); got %s" % _show(fc))
     _int_range(s, "addr", sp, 0, 65535)
     out = {"kind": kind, "fc": fc, "addr": s["addr"], "map": {}, "bits": [],
            "default": "D" if kind == "ascii_flag" else "N"}
     if "default" in s:
-        out["default"] = _flag(s["default"], sp + ".default")
+        out["default"] = _flag(s["default"], _join(sp, "default"))
     mp = s.get("map", {})
     if kind == "bits":
         if "map" in s:
-            raise ConfigError(sp + ".map", "kind bits takes bits: [{\"bit\": 0-15, \"flag\": \"D\"}, ...], not map")
+            raise ConfigError(_join(sp, "map"), "kind bits takes bits: [{\"bit\": 0-15, \"flag\": \"D\"}, ...], not map")
         bits = s.get("bits")
         if not isinstance(bits, list) or not bits:
-            raise ConfigError(sp + ".bits", "must be a non-empty list [{\"bit\": 0-15, \"flag\": \"D\"}, ...], "
+            raise ConfigError(_join(sp, "bits"), "must be a non-empty list [{\"bit\": 0-15, \"flag\": \"D\"}, ...], "
                               "first set bit wins")
         for i, b in enumerate(bits):
             bp = "%s.bits[%d]" % (sp, i)
             _obj(b, bp)
             _known(b, ("bit", "flag"), bp)
             _int_range(b, "bit", bp, 0, 15)
-            out["bits"].append((b["bit"], _flag(_req(b, "flag", bp), bp + ".flag")))
+            out["bits"].append((b["bit"], _flag(_req(b, "flag", bp), _join(bp, "flag"))))
         return out
     if "bits" in s:
-        raise ConfigError(sp + ".bits", "only for kind bits")
+        raise ConfigError(_join(sp, "bits"), "only for kind bits")
     _obj(mp, mp_path)
     for k in sorted(mp.keys()):
         kp = "%s.%s" % (mp_path, k)
@@ -144,7 +144,7 @@ def validate_profile(obj, where):
             vp = "values[%d]" % j
             check_value(v, vp)
             if v["param"] in seen:
-                raise ConfigError(vp + ".param", "%s is already at %s" % (v["param"], seen[v["param"]]))
+                raise ConfigError(_join(vp, "param"), "%s is already at %s" % (v["param"], seen[v["param"]]))
             seen[v["param"]] = vp
         st = obj.get("status")
         obj["status"] = None if st is None else check_status(st, "status")
@@ -164,7 +164,7 @@ def profile_names(profiles_dir):
 
 def load_profile(name, profiles_dir, field="profile"):
     """Read and validate <profiles_dir>/<name>.json; a missing file is reported at `field`."""
-    path = profiles_dir + "/" + name + ".json"
+    path = profiles_dir + "/" + _join(name, "json")
     try:
         with open(path) as f:
             text = f.read()
@@ -183,22 +183,22 @@ def apply_profile(a, path, profiles_dir, cache):
     "override": {"<param>": {"param", "order", "scale", "offset", "range", "off": true}}."""
     name = a["profile"]
     if not is_identifier(name):
-        raise ConfigError(path + ".profile", "must be a profile name (file name without .json), got %s" % _show(name))
+        raise ConfigError(_join(path, "profile"), "must be a profile name (file name without .json), got %s" % _show(name))
     prof = cache.get(name)
     if prof is None:
-        prof = load_profile(name, profiles_dir, path + ".profile")
+        prof = load_profile(name, profiles_dir, _join(path, "profile"))
         cache[name] = prof
     ov = a.get("override") or {}
-    _obj(ov, path + ".override")
+    _obj(ov, _join(path, "override"))
     by_param = {}
     for v in prof["values"]:
         by_param[v["param"]] = v
     for k in sorted(ov.keys()):
         if k not in by_param:
-            raise ConfigError(path + ".override." + k, "profile %s has no value %s (it has %s)"
+            raise ConfigError(_join(_join(path, "override"), k), "profile %s has no value %s (it has %s)"
                               % (name, k, ", ".join(sorted(by_param.keys()))))
-        _obj(ov[k], path + ".override." + k)
-        _known(ov[k], _OVERRIDE, path + ".override." + k)
+        _obj(ov[k], _join(_join(path, "override"), k))
+        _known(ov[k], _OVERRIDE, _join(_join(path, "override"), k))
     vals = []
     for v in prof["values"]:
         o = ov.get(v["param"])
@@ -214,13 +214,13 @@ def apply_profile(a, path, profiles_dir, cache):
             for key in _OVERRIDE[:-1]:
                 if key in o:
                     c[key] = o[key]
-            check_value(c, path + ".override." + v["param"])
+            check_value(c, _join(_join(path, "override"), v["param"]))
         vals.append(c)
     if not vals:
-        raise ConfigError(path + ".override", "every value of profile %s is switched off" % name)
+        raise ConfigError(_join(path, "override"), "every value of profile %s is switched off" % name)
     a["values"] = vals
     if "status" in a:  # the site's own wiring of the status word wins over the profile's
-        a["status"] = None if a["status"] is None else check_status(a["status"], path + ".status")
+        a["status"] = None if a["status"] is None else check_status(a["status"], _join(path, "status"))
     else:
         a["status"] = prof["status"]
     a["max_regs"] = prof["max_regs"]

@@ -29,39 +29,7 @@ if IS_MP:
     def print_exc(e):
         sys.print_exception(e)
 else:
-    _T0 = time.monotonic_ns()
-    _TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap at 2**30 on most ports; mimic it so wrap bugs show up here too
-
-    def ticks_ms():
-        return ((time.monotonic_ns() - _T0) // 1000000) & (_TICKS_PERIOD - 1)
-
-    def ticks_diff(a, b):
-        d = (a - b) & (_TICKS_PERIOD - 1)
-        if d >= _TICKS_PERIOD // 2:
-            d -= _TICKS_PERIOD
-        return d
-
-    def ticks_add(t, delta):
-        return (t + delta) & (_TICKS_PERIOD - 1)
-
-    def sleep_ms(ms):
-        if ms > 0:
-            time.sleep(ms / 1000.0)
-
-    def now_ms():
-        """Wall-clock time, integer milliseconds since the Unix epoch."""
-        return time.time_ns() // 1000000
-
-    # CPython has no gc.mem_alloc/mem_free: heap figures are a MicroPython concept, report 0.
-    def mem_alloc():
-        return 0
-
-    def mem_free():
-        return 0
-
-    def print_exc(e):
-        import traceback
-        traceback.print_exception(type(e), e, e.__traceback__)
+    from compat_cpython import ticks_ms, ticks_diff, ticks_add, sleep_ms, now_ms, mem_alloc, mem_free, print_exc
 
 
 def collect():

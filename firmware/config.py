@@ -189,28 +189,28 @@ def _validate_analyzer(a, path, params, cfg, cache):
     _known(a, _ANALYZER, path)
     name = _req(a, "name", path)
     if not is_identifier(name):
-        raise ConfigError(path + ".name", "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(name))
-    _validate_transport(_obj(_req(a, "transport", path), path + ".transport"), path + ".transport")
+        raise ConfigError(_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(name))
+    _validate_transport(_obj(_req(a, "transport", path), _join(path, "transport")), _join(path, "transport"))
     _int_range(a, "unit", path, 1, 247)
     _pos_num(a, "timeout_ms", path, 1000)
     _int_range(a, "retries", path, 0, 5, 1)
     _pos_num(a, "poll_s", path, cfg["poll_s"])
 
     if ("profile" in a) == ("values" in a):
-        raise ConfigError(path + ".profile", 'give either "profile": "<name>" (a file in %s) or an inline '
+        raise ConfigError(_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '
                           '"values": [...] list' % cfg["profiles_dir"])
     if "profile" in a:
         apply_profile(a, path, cfg["profiles_dir"], cache)
     else:
         if "override" in a:
-            raise ConfigError(path + ".override", "only with a profile; edit the inline values instead")
+            raise ConfigError(_join(path, "override"), "only with a profile; edit the inline values instead")
         vals = a["values"]
         if not isinstance(vals, list) or not vals:
-            raise ConfigError(path + ".values", "must be a non-empty list of values [{...}]")
+            raise ConfigError(_join(path, "values"), "must be a non-empty list of values [{...}]")
         for j, v in enumerate(vals):
             check_value(v, "%s.values[%d]" % (path, j))
         st = a.get("status")
-        a["status"] = None if st is None else check_status(st, path + ".status")
+        a["status"] = None if st is None else check_status(st, _join(path, "status"))
         a["max_regs"] = 125
     for j, v in enumerate(a["values"]):
         if v["param"] in params:
@@ -222,7 +222,7 @@ def _validate_analyzer(a, path, params, cfg, cache):
 def _validate_transport(t, tp):
     kind = _req(t, "kind", tp)
     if kind not in TRANSPORTS:
-        raise ConfigError(tp + ".kind", 'must be "rtu_tcp" (Modbus RTU over TCP, serial servers), "tcp" (Modbus TCP) '
+        raise ConfigError(_join(tp, "kind"), 'must be "rtu_tcp" (Modbus RTU over TCP, serial servers), "tcp" (Modbus TCP) '
                           'or "rtu" (RS-485 UART on the board); got %s' % _show(kind))
     if kind != "rtu":
         _known(t, _TCP, tp)
@@ -233,7 +233,7 @@ def _validate_transport(t, tp):
     _int_range(t, "uart", tp, 0, 2)
     _int_range(t, "baud", tp, 1200, 115200, 9600)
     if t.setdefault("parity", "N") not in ("N", "E", "O"):
-        raise ConfigError(tp + ".parity", 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)')
+        raise ConfigError(_join(tp, "parity"), 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)')
     _int_range(t, "stop", tp, 1, 2, 1)
     for pin in ("tx", "rx", "de"):
         if t.get(pin) is not None:
@@ -264,7 +264,7 @@ def _validate_uplink(cfg):
     if mx < 2 * seg:
         raise ConfigError("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d" % (2 * seg, mx))
     _int_range(q, "batch_max", "queue", 1, 500, 50)
-    _int_range(q, "batch_bytes", "queue", 256, 65536, 4096)
+    _int_range(q, "batch_bytes", "queue", 256, 65536, 32768)
     w = cfg.get("wifi")
     if w is not None:
         _obj(w, "wifi")

@@ -52,28 +52,6 @@ def decode(regs, typ, order="ABCD", start=0):
     return struct.unpack(fmt, buf)[0]
 
 
-def encode(value, typ, order="ABCD"):
-    """Inverse of decode (value -> list of registers); used by tests and simulators."""
-    fmt = _FMT.get(typ)
-    if fmt is None:
-        raise ValueError("unknown type " + str(typ))
-    word_swap, byte_swap = _swaps(order)
-    raw = struct.pack(fmt, value)
-    n = len(raw) // 2
-    out = [0] * n
-    for i in range(n):
-        hi = raw[2 * i]
-        lo = raw[2 * i + 1]
-        if byte_swap:
-            hi, lo = lo, hi
-        out[n - 1 - i if word_swap else i] = (hi << 8) | lo
-    return out
-
-
 def bit_field(reg, shift, width=1):
     """Bits shift..shift+width-1 of a register as an unsigned int (a status bit when width is 1)."""
     return (reg >> shift) & ((1 << width) - 1)
-
-
-def decode_float32(regs, order="ABCD", start=0):
-    return decode(regs, "float32", order, start)

@@ -9,6 +9,7 @@ published and leaves only once acknowledged. Survives power cuts at any instant 
 # published): recovery keeps the longest valid prefix. seq needs no file of its own: it is the
 # last stored record's seq (or the ack pointer once everything has been sent and deleted).
 import os
+from array import array
 try:
     from binascii import crc32
 except ImportError:  # port built without it: bitwise CRC-32, slower but the same numbers
@@ -48,47 +49,80 @@ def _size(path):
 
 
 class _SegReader:
-    """Sequential frame reader over one segment file; frame() -> body bytes, or None at a clean
-    end, or raises ValueError at a torn / corrupt frame (self.good = offset after the last good one)."""
+    """Sequential frame reader over one segment file; frame() -> body (a memoryview into the
+    reader's one buffer, valid until the next call), or None at a clean end, or raises ValueError
+    at a torn / corrupt frame (self.good = offset after the last good one)."""
 
-    def __init__(self, path, offset=0):
+    def __init__(self, path, offset, q):
         self.f = open(path, "rb")
         self.size = _size(path)
         if offset:
             self.f.seek(offset)
         self.good = offset
+        self.q = q  # its _buf: one buffer per queue, grown to the longest frame, reused by every reader
+        self.mv = memoryview(q._buf)
 
     def frame(self):
         if self.good >= self.size:
             return None
-        hdr = self.f.read(3)  # a uvarint length below 2**21 fits in 3 bytes
+        mv = self.mv
+        got = self.f.readinto(mv[:3])  # a uvarint length below 2**21 fits in 3 bytes
         try:
-            n, used = get_uvarint(hdr, 0)
+            n, used = get_uvarint(mv[:got], 0)
         except IndexError:
             raise ValueError("torn length")
         if n > 4096:
             raise ValueError("implausible frame length %d" % n)
-        rest = hdr[used:]
-        need = n + 2 - len(rest)
-        if need > 0:
-            rest = rest + self.f.read(need)
-        elif need < 0:  # tiny frame: give back what we over-read
-            self.f.seek(self.good + used + n + 2)
-            rest = rest[:n + 2]
-        if len(rest) < n + 2:
+        end = used + n + 2
+        if end > len(mv):
+            buf = bytearray(end + 32)
+            buf[:got] = mv[:got]
+            self.q._buf = buf
+            self.mv = mv = memoryview(buf)
+        if end > got:
+            got += self.f.readinto(mv[got:end])
+        elif end < got:  # tiny frame: give back what we over-read
+            self.f.seek(self.good + end)
+            got = end
+        if got < end:
             raise ValueError("torn frame")
-        body = rest[:n]
-        if _crc16(body) != rest[n] | (rest[n + 1] << 8):
+        body = mv[used:used + n]
+        if _crc16(body) != mv[end - 2] | (mv[end - 1] << 8):
             raise ValueError("bad crc")
-        self.good += used + n + 2
+        self.good += end
         return body
 
     def close(self):
         self.f.close()
 
 
+def schema_list(b, known):
+    """The parameter codes of a schema frame: `known` itself (shared, no copy) when the frame spells
+    it, else a new list allocated at its exact size (split() grows one to a 256-byte block)."""
+    pos = 0
+    for p in known or ():
+        p = p.encode()
+        end = pos + len(p)
+        if b[pos:end] != p or (end < len(b) and b[end] != 44):  # 44: ","
+            pos = -1
+            break
+        pos = end + 1
+    if known is not None and pos == len(b) + 1:
+        return known
+    b = bytes(b)
+    out = [None] * (b.count(b",") + 1)
+    pos = 0
+    for i in range(len(out)):
+        end = b.find(b",", pos)
+        if end < 0:
+            end = len(b)
+        out[i] = b[pos:end].decode()
+        pos = end + 1
+    return out
+
+
 class FlashQueue:
-    def __init__(self, dirpath, max_bytes=1572864, seg_bytes=32768, log=None):
+    def __init__(self, dirpath, max_bytes=1572864, seg_bytes=32768, log=None, params=None):
         self.dir = dirpath.rstrip("/")
         self.max_bytes = max_bytes
         self.seg_bytes = seg_bytes
@@ -96,12 +130,17 @@ class FlashQueue:
         self.dropped = 0  # records lost to overflow or corruption since boot (reported in status)
         self.repaired = 0  # torn bytes cut from the tail at recovery
         self._ack = Pointer(self.dir + "/ack")
-        self._segs = []  # [[first_seq, bytes], ...] oldest first; the last one is open for appends
+        # The segments, oldest first (the last one is open for appends): first seq and bytes of each,
+        # in two arrays of uint32 (8 bytes a segment; a list of lists took ~120: 5.8 KB for a full queue).
+        self._seg_seq = array("I")
+        self._seg_len = array("I")
         self._tail = State()
-        self._tail_schema = None
+        self._tail_schema = params  # the node's params: the stored schema, if it matches, shares this list
         self._rd = None  # replay cursor, see _seek
         self._bad = []  # segments whose unreadable records were already counted
-        call_once("nodesetup", "recover_queue", self)  # startup only: unloaded after
+        self._buf = bytearray(24 + 9 * len(params) if params else 128)  # frame buffer (_SegReader): a record's most
+        # Back from flash: segments, torn tail cut, acknowledged segments dropped.
+        call_once("queuerecover", "recover_queue", self)  # startup only: unloaded after
 
     # ---- recovery ----
 
@@ -120,21 +159,41 @@ class FlashQueue:
 
     def bytes_used(self):
         n = 0
-        for s in self._segs:
-            n += s[1]
+        for b in self._seg_len:
+            n += b
         return n
+
+    def segments(self):
+        """[(first seq, bytes), ...] of the segment files, oldest first (tests, diagnostics)."""
+        return list(zip(self._seg_seq, self._seg_len))
+
+    def _add_seg(self, first, nbytes):
+        self._seg_seq.append(first)
+        self._seg_len.append(nbytes)
+
+    def _pop_seg(self, i):
+        """Forget segment i (0: the oldest, -1: the newest); returns its first seq."""
+        first = self._seg_seq[i]
+        if i == 0:
+            self._seg_seq = self._seg_seq[1:]
+            self._seg_len = self._seg_len[1:]
+        else:
+            self._seg_seq = self._seg_seq[:-1]
+            self._seg_len = self._seg_len[:-1]
+        return first
 
     # ---- append (before publish) ----
 
     def append(self, ts, clk, params, values, flags, f32s):
         """Store one record; returns its seq. params/values/flags/f32s: lists in record order."""
         seq = self.last_seq + 1
-        if not self._segs or self._tail_schema != params:
+        if not self._seg_seq or self._tail_schema != params:
             self._start_segment(seq, params)
         st = self._tail
         prev = (st.seq, st.ts, st.tags)
         fr = frame(encode(st, seq, ts, clk, values, flags, f32s))
-        if (prev[0] or self._segs[-1][1] >= self.seg_bytes) and self._segs[-1][1] + len(fr) > self.seg_bytes:
+        used = self._seg_len[-1]
+        if (prev[0] or used >= self.seg_bytes) and used + len(fr) > self.seg_bytes:
             # Segment full (or sealed after a failed write, even one that held no record yet): it
             # stays within seg_bytes, so the bound on flash use is exact.
             self._start_segment(seq, params)
@@ -142,26 +201,26 @@ class FlashQueue:
             prev = (0, 0, None)
             fr = frame(encode(st, seq, ts, clk, values, flags, f32s))
         try:
-            with open(self._path(self._segs[-1][0]), "ab") as f:  # closed at once: LittleFS commits on close
+            with open(self._path(self._seg_seq[-1]), "ab") as f:  # closed at once: LittleFS commits on close
                 f.write(fr)
         except Exception:
             # Not stored (flash full or failing). Part of the frame may be there: seal this
             # segment so nothing is appended behind the damage; replay stops at it cleanly.
             st.seq, st.ts, st.tags = prev
-            self._segs[-1][1] = self.seg_bytes
+            self._seg_len[-1] = self.seg_bytes
             raise
-        self._segs[-1][1] += len(fr)
+        self._seg_len[-1] += len(fr)
         self.last_seq = seq
         return seq
 
     def _start_segment(self, seq, params):
-        if self._segs and self._segs[-1][0] == seq:
-            self._segs.pop()  # the tail holds no record (sealed by a failed write): its file is rewritten
+        if self._seg_seq and self._seg_seq[-1] == seq:
+            self._pop_seg(-1)  # the tail holds no record (sealed by a failed write): its file is rewritten
         self._enforce_bound()
         path = self._path(seq)
         with open(path, "wb") as f:
             f.write(frame(",".join(params).encode()))
-        self._segs.append([seq, _size(path)])
+        self._add_seg(seq, _size(path))
         self._tail = State()
         if self._tail_schema != params:  # a new schema; the same one (segment full) keeps its list
             self._tail_schema = params[:]  # a copy of exactly its size (list() grows it append by append)
@@ -169,15 +228,15 @@ class FlashQueue:
     def _enforce_bound(self):
         # Room for one more full segment, else the oldest goes (newest data matters most to
         # inspectors); what it held unsent is counted, reported, and skipped by the ack pointer.
-        while self._segs and self.bytes_used() + self.seg_bytes > self.max_bytes:
-            last = self._segs[1][0] - 1 if len(self._segs) > 1 else self.last_seq
+        while self._seg_seq and self.bytes_used() + self.seg_bytes > self.max_bytes:
+            last = self._seg_seq[1] - 1 if len(self._seg_seq) > 1 else self.last_seq
             if last > self._ack.value:
                 self.dropped += last - self._ack.value
                 self._ack.store(last)
             self._remove_first()
 
     def _remove_first(self):
-        first = self._segs.pop(0)[0]
+        first = self._pop_seg(0)
         if self._rd is not None and self._rd[0] == first:
             self._rd = None
         try:
@@ -186,7 +245,7 @@ class FlashQueue:
             pass
 
     def _drop_acked(self):
-        while len(self._segs) > 1 and self._segs[1][0] - 1 <= self._ack.value:
+        while len(self._seg_seq) > 1 and self._seg_seq[1] - 1 <= self._ack.value:
             self._remove_first()
 
     # ---- replay (after publish) ----
@@ -197,30 +256,20 @@ class FlashQueue:
         """Place the cursor on the first stored record with seq >= want; False if none is stored."""
         self._rd = None
         idx = None
-        for i in range(len(self._segs)):
-            if self._segs[i][0] <= want:
+        for i in range(len(self._seg_seq)):
+            if self._seg_seq[i] <= want:
                 idx = i
         if idx is None:
             idx = 0  # want was dropped: the oldest stored record is next
-        if idx >= len(self._segs):
+        if idx >= len(self._seg_seq):
             return False
-        first = self._segs[idx][0]
-        r = _SegReader(self._path(first))
+        first = self._seg_seq[idx]
+        r = _SegReader(self._path(first), 0, self)
         try:
             b = r.frame()
             # Usually the open segment's schema: compared in place, then shared (one list of param
-            # strings in the heap, and no 256-byte split list in a fragmented heap).
-            schema = self._tail_schema
-            pos = 0
-            for p in schema or ():
-                p = p.encode()
-                end = pos + len(p)
-                if b[pos:end] != p or (end < len(b) and b[end] != 44):  # 44: ","
-                    pos = -1
-                    break
-                pos = end + 1
-            if schema is None or pos != len(b) + 1:
-                schema = bytes(b).decode().split(",")
+            # strings in the heap).
+            schema = schema_list(b, self._tail_schema)
             st = State()
             n = len(schema)
             try:
@@ -242,9 +291,10 @@ class FlashQueue:
             r.close()
         return True
 
-    def peek(self, n, after=None):
+    def peek(self, n, after=None, rows=True):
         """Up to n stored records after seq `after` (default: the ack pointer), oldest first, as
-        (seq, ts, clk, schema, rows); rows as reccodec.decode. Unreadable records are skipped
+        (seq, ts, clk, schema, rows); rows as reccodec.decode (n=1 and a list of 3 entries per
+        param: the record is decoded into that list, flat). Unreadable records are skipped
         and counted in dropped (never happens short of flash damage: only the tail can tear)."""
         if after is None:
             after = self._ack.value
@@ -262,13 +312,16 @@ class FlashQueue:
                         break
                     rd = self._rd
                 if r is None:
-                    r = _SegReader(self._path(rd[0]), rd[1])
+                    r = _SegReader(self._path(rd[0]), rd[1], self)
                 first, st, schema = rd[0], rd[2], rd[3]
                 rec = None
                 try:
                     b = r.frame()
                     if b is not None:
-                        rec = decode(st, b, len(schema))
+                        k = len(schema)
+                        if rows is not True and rows and len(rows) != 3 * k:
+                            rows = [None] * (3 * k)  # a segment from before a config change: its own size
+                        rec = decode(st, b, k, rows)
                 except (ValueError, IndexError):
                     pass
                 rd[1] = r.good
@@ -292,9 +345,9 @@ class FlashQueue:
         return out
 
     def _next_first(self, first):
-        for s in self._segs:
-            if s[0] > first:
-                return s[0]
+        for s in self._seg_seq:
+            if s > first:
+                return s
         return None
 
     def _count_lost(self, first, lost):
@@ -316,7 +369,7 @@ class FlashQueue:
 
     def continue_from(self, seq):
         """Empty queue only: the next record gets seq + 1 (kept in the ack pointer)."""
-        if self.last_seq == 0 and not self._segs and seq > 0:
+        if self.last_seq == 0 and not self._seg_seq and seq > 0:
             self._ack.store(seq)
             self.last_seq = seq
 

@@ -20,14 +20,22 @@ class HmacSha256:
         self._ipad = bytes(ip)
         self._opad = bytes(op)
 
-    def digest(self, *parts):
-        """MAC over the concatenation of parts (no need to join a large payload first)."""
-        h = hashlib.sha256(self._ipad)
-        for p in parts:
-            h.update(p)
+    def begin(self):
+        """For a message that arrives in pieces: update() the returned object with each piece, then
+        end() it. The same MAC as digest() over the pieces joined."""
+        return hashlib.sha256(self._ipad)
+
+    def end(self, h):
         o = hashlib.sha256(self._opad)
         o.update(h.digest())
         return o.digest()
+
+    def digest(self, *parts):
+        """MAC over the concatenation of parts (no need to join a large payload first)."""
+        h = self.begin()
+        for p in parts:
+            h.update(p)
+        return self.end(h)
 
     def hexdigest(self, *parts):
         return hexlify(self.digest(*parts)).decode()

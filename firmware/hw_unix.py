@@ -5,11 +5,6 @@ from compat import now_ms
 from transport_tcp import TcpTransport
 
 
-def TcpRtuTransport(host, port):
-    """Modbus RTU frames carried raw over TCP (the name older code and tests use)."""
-    return TcpTransport(host, port, "rtu")
-
-
 class Clock:
     """The PC clock is NTP-disciplined, so records say clk="ntp"."""
     clk = "ntp"

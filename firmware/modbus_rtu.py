@@ -1,4 +1,5 @@
-"""Pure Modbus framing: PDUs for function codes 01-06 and 16, RTU frames with CRC-16, RTU timing.
+"""Pure Modbus framing: PDUs for function codes 01-06 and 16, RTU frames with CRC-16 (timing on a
+serial line: rtu_timing.py; the analyzer's side: modbus_slave.py).
 No I/O here, so it is tested byte-for-byte under both interpreters."""
 import struct
 
@@ -60,28 +61,6 @@ def crc16(data, start=0, end=None):
         j = ((crc ^ data[i]) & 0xFF) << 1
         crc = (crc >> 8) ^ t[j] ^ (t[j + 1] << 8)
     return crc
-
-
-# ---- timing (RTU on a serial line) ----
-
-def char_us(baud, bits=11):
-    """Time on the wire of one character (start + 8 data + parity or 2nd stop + stop = 11 bits)."""
-    return (bits * 1000000 + baud - 1) // baud
-
-
-def silent_us(baud, bits=11):
-    """The 3.5-character silence that ends a frame; the spec fixes 1750 us above 19200 baud."""
-    return 1750 if baud > 19200 else (7 * char_us(baud, bits) + 1) // 2
-
-
-def gap_us(baud, bits=11):
-    """The 1.5-character limit between bytes of one frame; 750 us above 19200 baud."""
-    return 750 if baud > 19200 else (3 * char_us(baud, bits) + 1) // 2
-
-
-def frame_ms(nbytes, baud, bits=11):
-    """Whole milliseconds (rounded up) a frame of nbytes takes on the wire, plus the silence after it."""
-    return (nbytes * char_us(baud, bits) + silent_us(baud, bits) + 999) // 1000
 
 
 # ---- PDUs ----
@@ -214,36 +193,3 @@ def parse_rtu_response(unit, fc, addr, arg, frame):
     if frame[0] != unit:
         raise FrameError("wrong unit %d (expected %d)" % (frame[0], unit))
     return parse_pdu(fc, addr, arg, frame, 1, n - 2)
-
-
-# ---- the original read-only API, kept for callers and tests ----
-
-def build_read_request(unit, fc, addr, count):
-    """8-byte FC03/FC04 request: unit, fc, addr hi/lo, count hi/lo, CRC lo/hi."""
-    if fc != 3 and fc != 4:
-        raise ValueError("fc must be 3 or 4")
-    return build_request(unit, fc, addr, count)
-
-
-def response_length(header, count):
-    if len(header) < 3:
-        raise ValueError("need 3 header bytes")
-    return 5 if header[1] & 0x80 else 5 + 2 * count
-
-
-def parse_read_response(unit, fc, count, frame):
-    return parse_rtu_response(unit, fc, 0, count, frame)
-
-
-def build_read_response(unit, fc, regs):
-    """Slave-side FC03/FC04 response; used by tests and fakes, not on the node's hot path."""
-    pdu = bytearray(2 + 2 * len(regs))
-    pdu[0] = fc
-    pdu[1] = 2 * len(regs)
-    for i in range(len(regs)):
-        struct.pack_into(">H", pdu, 2 + 2 * i, regs[i])
-    return rtu_frame(unit, pdu)
-
-
-def build_exception_response(unit, fc, code):
-    return rtu_frame(unit, bytes((fc | 0x80, code)))

@@ -219,9 +219,12 @@ class MQTTClient:
         self._pid = self._pid + 1 if self._pid < 65535 else 1
         return self._pid
 
-    def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
-        """payload: bytes, or a list of bytes-like pieces (bytes, bytearray, memoryview) sent back to back. QoS 1 returns once the matching
-        PUBACK arrives; raises MQTTTimeout otherwise.
+    def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None, length=None):
+        """payload: bytes, or a list of bytes-like pieces (bytes, bytearray, memoryview) sent back to
+        back, or any iterable of pieces with their total `length` given (a generator may then build
+        each piece in a reused buffer as it is sent). QoS 1 returns once the matching PUBACK
+        arrives; raises MQTTTimeout otherwise. Pieces that do not add up to `length` raise
+        MQTTError before the packet is complete (the broker never sees a wrong payload).
         Any error leaves the client closed, so the caller reconnects and resends (at-least-once)."""
         if self.sock is None:
             raise MQTTError("not connected")
@@ -229,17 +232,24 @@ class MQTTClient:
             timeout_ms = self.timeout_ms
         pid = self._next_pid() if qos else 0
         try:
-            if not isinstance(payload, list):
+            if isinstance(payload, (bytes, bytearray, memoryview, str)):
                 # The header, then the payload: the same bytes as build_publish, without a copy of
                 # the payload joined to its header.
                 payload = [payload.encode() if isinstance(payload, str) else payload]
             # Sent piece by piece: a replay batch never needs one large contiguous block.
-            n = 0
-            for p in payload:
-                n += len(p)
+            n = length
+            if n is None:
+                n = 0
+                for p in payload:
+                    n += len(p)
             self._send(build_publish_header(topic, n, qos, retain, pid))
             for p in payload:
+                n -= len(p)
+                if n < 0:
+                    break
                 self._send(p)
+            if n:
+                raise MQTTError("payload pieces do not add up to the announced length (%d off)" % -n)
             if not qos:
                 return 0
             start = ticks_ms()

@@ -2,6 +2,7 @@
 MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
+from binascii import hexlify
 from record import put_record_rows, build_event, build_status, format_number, OFFLINE
 from record import append_member
 
@@ -213,34 +214,30 @@ class Node:
         q = self.queue
         n = self.batch_bytes // self._rec_len
         n = 1 if n < 1 else (self.batch_max if n > self.batch_max else n)
-        items = q.peek(1)
-        if not items:
-            # Pending but unreadable (flash damage): count them rather than stall the uplink.
-            q.dropped += len(q)
-            q.ack(q.last_seq)
-            return
-        # A single record is built in one reused buffer (self._out, allocated at startup); a batch
-        # stays in pieces (records, separators, sig): no large contiguous allocation either way.
-        # Records are read one at a time: one decoded record (rows of tuples, floats) in the heap.
+        # Records are read and built one at a time, in one reused buffer (self._out, allocated at
+        # startup): a batch is measured first, then rebuilt piece by piece as it is sent (_batch),
+        # so neither a single record nor a batch needs any large block of the heap.
         out = self._out
-        parts = [out]
+        first = q.acked
+        last = first
         count = size = 0
-        while items:
+        while count < n:
+            items = q.peek(1, last, self._rows)
+            if not items:
+                break
             seq, ts, clk, schema, rows = items[0]
             items = None  # its rows become garbage once it is built
-            if count == 1:  # a second record: a batch, the first one its first element
-                parts = [b'{"batch":[', bytes(out)]
             out[:] = b""
             put_record_rows(out, ts, seq, clk, schema, rows)
             rows = None
             size += len(out)
             count += 1
             last = seq
-            if count > 1:
-                parts.append(b",")
-                parts.append(bytes(out))
-            if count < n:
-                items = q.peek(1, last)
+        if not count:
+            # Pending but unreadable (flash damage): count them rather than stall the uplink.
+            q.dropped += len(q)
+            q.ack(q.last_seq)
+            return
         self._rec_len = size // count + 1
         if count == 1:
             if self.mac is not None:
@@ -248,14 +245,41 @@ class Node:
                 out[len(out) - 1:] = b',"sig":"'  # the closing brace comes last, after the sig
                 out.extend(sig.encode())
                 out.extend(b'"}')
+            self.mqtt.publish(self.data_topic, out, 1, False)
         else:
-            parts.append(b"]}")
-            if self.mac is not None:
-                sig = self.mac.hexdigest(*parts)
-                parts[-1] = b'],"sig":"' + sig.encode() + b'"}'
-        self.mqtt.publish(self.data_topic, parts, 1, False)
+            size += 10 + count - 1 + (75 if self.mac is not None else 2)  # {"batch":[ , ]} / ],"sig":"<64>"}
+            self.mqtt.publish(self.data_topic, self._batch(first, last), 1, False, length=size)
         q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
         self.sent += count
+
+    def _batch(self, after, last):
+        """The pieces of the signed batch of the stored records after..last, each record rebuilt
+        from flash into self._out just before it is sent (the MAC is taken as they go)."""
+        q = self.queue
+        h = self.mac.begin() if self.mac is not None else None
+        out = self._out
+        piece = b'{"batch":['
+        while True:
+            if h is not None:
+                h.update(piece)
+            yield piece
+            if after == last:
+                break
+            items = q.peek(1, after, self._rows)
+            if not items or items[0][0] > last:
+                raise ValueError("stored records changed while a batch was sent")
+            seq, ts, clk, schema, rows = items[0]
+            items = None
+            out[:] = b"" if after == q.acked else b","
+            put_record_rows(out, ts, seq, clk, schema, rows)
+            rows = None
+            after = seq
+            piece = out
+        if h is None:
+            yield b"]}"
+        else:
+            h.update(b"]}")
+            yield b'],"sig":"' + hexlify(self.mac.end(h)) + b'"}'
 
     def _link_failed(self, where, e):
         self.mqtt.close()

@@ -1,9 +1,8 @@
-"""Startup-only code of the node: building Node, Analyzer and FlashQueue state from the config and
-the flash. Imported for the call through compat.call_once and unloaded after, so its bytecode is
+"""Startup-only code of the node: building Node and Analyzer state from the config. Imported for the call through compat.call_once and unloaded after, so its bytecode is
 not in the heap while the node polls (the heap is the budget: see README "Heap")."""
 import gc
 import os
-from compat import ticks_ms
+from compat import ticks_ms, call_once
 from decode import register_count
 
 _STATUS = -1  # member index marking the status register inside a read block (as analyzer.py)
@@ -57,19 +56,15 @@ def init_analyzer(self, cfg, master):
     self.poll_ms = int(cfg.get("poll_s", 0) * 1000)
     self.master = master
     values = cfg["values"]
-    # One flat tuple, not the config dicts nor a tuple per value: 9 entries per value,
+    # No attribute beyond what the poll loop reads: past 17 the instance's table grows to 29 slots
+    # (+0.2 KB per analyzer). One flat tuple, not the config dicts nor a tuple per value: 9 entries per value,
     # (param, fc, type, order, mul, div, offset, low, high) at 9 * value index (-0.2 KB per analyzer).
     vals = []
-    self.params = []
-    self.f32 = []  # params whose reported value is the analyzer's float32 itself (shortest text)
     for v in values:
         mul, div = _scaling(v["scale"])
         r = v.get("range")
         vals.extend((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
                      r[0] if r else None, r[1] if r else None))
-        self.params.append(v["param"])
-        if v["type"] == "float32" and v["scale"] == 1 and v["offset"] == 0:
-            self.f32.append(v["param"])
     st = cfg.get("status")
     self.st_kind = None
     if st is not None:
@@ -106,6 +101,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.queue = self.mqtt = self.mac = self.event_topic = self.batch_max = self.batch_bytes = None
     self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
+    self._rows = None
     self.hw = hw
     self.log = log
     site = config["site"]
@@ -116,14 +112,28 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.poll_ms = int(config["poll_s"] * 1000)
     self.status_ms = int(config.get("status_s", 60) * 1000)
     self.analyzers = []
-    self.params = []  # config order: the order readings appear in records and log lines
-    # Allocated first, while the heap still has long free runs (see Node._publish_next).
     n = 0
     for acfg in config["analyzers"]:
         n += len(acfg["values"])
+    # Config order: the order readings appear in records and log lines.
+    self.params = [None] * n
+    # Per param, 1: its value is an analyzer's float32 itself, written with the shortest text that
+    # maps back to it (a bytearray, not a list of bools: -0.2 KB).
+    self.f32s = bytearray(n)
+    n = 0
+    for acfg in config["analyzers"]:
+        for v in acfg["values"]:
+            self.params[n] = v["param"]
+            if v["type"] == "float32" and v["scale"] == 1 and v["offset"] == 0:
+                self.f32s[n] = 1
+            n += 1
+    # Allocated first, while the heap still has long free runs (see Node._publish_next).
     self._out = bytearray(40 * n + 128)  # a record of floats and its sig fit
     self._out[:] = b""
-    self.f32s = bytearray()  # per param, 1: its value is an analyzer's float32 itself (not a list of bools: -0.2 KB)
+    self._rows = [None] * (3 * n)  # each record read back from flash is decoded into this (flat)
+    # The queue is read back from flash now, before the analyzers: with a backlog, recovery needs
+    # room that the heap no longer has in one piece once the node is built (64k failed there).
+    _recover_queue(self, config, hw, log)
     masters = {}  # one transport and master per bus: analyzers on one RS-485 line or port share it
     acfgs = config["analyzers"]
     for i in range(len(acfgs)):
@@ -136,10 +146,6 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
             masters[key] = ModbusMaster(hw.make_transport(t))
         a = Analyzer(acfg, masters[key])
         self.analyzers.append(a)
-        self.params.extend(a.params)
-        for p in a.params:  # each param once per node (config.py)
-            self.f32s.append(1 if p in a.f32 else 0)
-        a.f32 = a.params = None  # only needed here (the poll loop reads the params from a.vals)
         acfg = a = None
         gc.collect()
     # The queue, MQTT and backoff modules are loaded only now: with start.py's order, the analyzers'
@@ -147,7 +153,6 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     acfgs = masters = None
     gc.collect()
     from record import sign, OFFLINE
-    from flashqueue import FlashQueue
     from backoff import Backoff
     from mqtt import MQTTClient
     from node import BACKOFF_MIN_MS, BACKOFF_CAP_MS
@@ -158,10 +163,8 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
         from hmac_sha256 import HmacSha256
         self.mac = HmacSha256(unhexlify(config["key"]))
     q = config.get("queue") or {}
-    self.queue = FlashQueue(hw.state_dir, int(q.get("max_kb", 1536)) * 1024, int(q.get("segment_kb", 32)) * 1024,
-                            log=log)
     self.batch_max = int(q.get("batch_max", 50))
-    self.batch_bytes = int(q.get("batch_bytes", 4096))
+    self.batch_bytes = int(q.get("batch_bytes", 32768))
     self._rec_len = 60 * len(self.params)  # running estimate of one record's JSON size
     m = config["mqtt"]
     self.mqtt = mqtt_client or MQTTClient(
@@ -175,9 +178,6 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.heap_peak = 0
     self.heap_live = 0
     self.sample_ts = 0
-    if self.queue.last_seq == 0:
-        _adopt_legacy_seq(self, hw.state_dir)
-    self.seq = self.queue.last_seq  # seq of the newest stored record
     self._boot = ticks_ms()
     self.mqtt_backoff = Backoff(BACKOFF_MIN_MS, BACKOFF_CAP_MS)
     self.net_backoff = Backoff(4000, 60000)  # joining WiFi takes seconds: do not restart it sooner
@@ -188,86 +188,12 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self._boot_event = True
 
 
-def _adopt_legacy_seq(self, state_dir):
-    # Firmware 0.1 kept seq in <state_dir>/seq: continue from it so the gateway sees no reset.
-    try:
-        with open(state_dir + "/seq") as f:
-            t = f.read().strip()
-    except OSError:
-        return
-    if t.isdigit():
-        self.queue.continue_from(int(t))
-
-
-def recover_queue(self):
-    """FlashQueue.__init__: find the segments, cut a torn tail, drop what is acknowledged."""
-    from flashqueue import _SUFFIX, _size
-    for name in sorted(os.listdir(self.dir)):
-        if name.endswith(".tmp") and name != "ack.tmp":
-            os.remove(self.dir + "/" + name)  # an interrupted tail repair; the original is intact
-        elif name.endswith(_SUFFIX) and len(name) == 8 + len(_SUFFIX):
-            self._segs.append([int(name[:8], 16), _size(self.dir + "/" + name)])
-    self.last_seq = self._ack.value
-    while self._segs:
-        first = self._segs[-1][0]
-        st, schema, good, size = _scan(self, first)
-        if schema is None or st.seq == 0:
-            os.remove(self._path(first))  # torn before its first record was complete
-            self._segs.pop()
-            continue
-        if good < size:
-            _truncate(self, first, good)
-            self.repaired += size - good
-        self._segs[-1][1] = good
-        self._tail = st
-        self._tail_schema = schema
-        if st.seq > self.last_seq:
-            self.last_seq = st.seq
-        break
-    # Segments wholly acknowledged before the cut may still be there.
-    self._drop_acked()
-    if self.log and self.repaired:
-        self.log("queue: cut %d torn byte(s) from the newest segment" % self.repaired)
-
-
-def _scan(self, first):
-    """Read a whole segment: (state after the last good record, schema, good bytes, file bytes)."""
-    from flashqueue import _SegReader
-    from reccodec import State, decode
-    path = self._path(first)
-    st = State()
-    schema = None
-    r = _SegReader(path)
-    try:
-        try:
-            b = r.frame()
-            if b is not None:
-                schema = bytes(b).decode().split(",")
-                while True:
-                    b = r.frame()
-                    if b is None:
-                        break
-                    decode(st, b, len(schema))
-                    if st.seq < first:
-                        raise ValueError("seq below segment start")
-        except (ValueError, IndexError):
-            pass
-        # decode() only updates st on success, so st is the last good record's state.
-        return st, schema, r.good, r.size
-    finally:
-        r.close()
-
-
-def _truncate(self, first, good):
-    # MicroPython has no truncate(): copy the good prefix, then rename over (atomic on LittleFS).
-    path = self._path(first)
-    tmp = path + ".tmp"
-    with open(path, "rb") as src, open(tmp, "wb") as dst:
-        left = good
-        while left > 0:
-            chunk = src.read(512 if left > 512 else left)
-            if not chunk:
-                break
-            dst.write(chunk)
-            left -= len(chunk)
-    os.rename(tmp, path)
+def _recover_queue(self, config, hw, log):
+    from flashqueue import FlashQueue
+    q = config.get("queue") or {}
+    self.queue = FlashQueue(hw.state_dir, int(q.get("max_kb", 1536)) * 1024, int(q.get("segment_kb", 32)) * 1024,
+                            log=log, params=self.params)
+    if self.queue.last_seq == 0:
+        call_once("queuerecover", "adopt_legacy_seq", self.queue, hw.state_dir)
+    self.seq = self.queue.last_seq  # seq of the newest stored record
+    gc.collect()

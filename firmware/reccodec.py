@@ -87,9 +87,12 @@ def encode(st, seq, ts, clk, values, flags, f32s):
     return out
 
 
-def decode(st, body, n):
-    """(seq, ts, clk, [(value, flag, is_f32), ...]) from a body with n readings (flag None: not
-    sampled in this record); updates st.
+def decode(st, body, n, rows=True):
+    """(seq, ts, clk, rows) from a body with n readings; updates st. rows=True: a new list of
+    (value, flag, is_f32) per reading (flag None: not sampled in this record). rows=a list of 3n
+    entries: filled in place, flat, value/flag/is_f32 of reading i at 3i (the node decodes every
+    record into one such list). rows=False: the body is checked the same way but no rows are built
+    (recovery scans a segment without filling the heap).
     Raises ValueError/IndexError on a body that does not parse (the CRC makes that rare)."""
     d, pos = get_uvarint(body, 0)
     seq = st.seq + d
@@ -106,26 +109,33 @@ def decode(st, body, n):
     else:
         tags = bytes(body[pos:pos + n])
         pos += n
-    out = [None] * n  # one allocation, not a list grown append by append
+    flat = rows is not True and rows
+    out = rows if flat else ([None] * n if rows else None)  # one allocation, not a list grown append by append
     for i in range(n):
         t = tags[i]
         if t & _ABSENT:
-            out[i] = (None, None, False)
-            continue
-        k = t >> 3
-        f = FLAGS[t & 7]
-        if k == K_F32:
-            v = struct.unpack_from("<f", body, pos)[0]
-            pos += 4
-        elif k == K_F64:
-            v = struct.unpack_from("<d", body, pos)[0]
-            pos += 8
-        elif k == K_INT:
-            d, pos = get_uvarint(body, pos)
-            v = _unzz(d)
+            v = f = None
+            k = K_NULL
         else:
-            v = None
-        out[i] = (v, f, k == K_F32)
+            k = t >> 3
+            f = FLAGS[t & 7]
+            if k == K_F32:
+                v = struct.unpack_from("<f", body, pos)[0] if rows else None
+                pos += 4
+            elif k == K_F64:
+                v = struct.unpack_from("<d", body, pos)[0] if rows else None
+                pos += 8
+            elif k == K_INT:
+                d, pos = get_uvarint(body, pos)
+                v = _unzz(d)
+            else:
+                v = None
+        if flat:
+            out[3 * i] = v
+            out[3 * i + 1] = f
+            out[3 * i + 2] = k == K_F32
+        elif rows:
+            out[i] = (v, f, k == K_F32)
     if pos != len(body):
         raise ValueError("trailing bytes")
     st.seq = seq

@@ -46,53 +46,22 @@ def _str(s):
     return '"' + s + '"'
 
 
-def build_record(ts_ms, seq, clk, readings, f32_params=None):
-    """Data record as UTF-8 bytes: {"ts":..,"seq":..,"clk":"..","readings":{"w01018":{"v":35.2,"f":"N"}}}.
-    readings: list of (param, value, flag) in the wanted order, or a dict param -> (value, flag)
-    (emitted in sorted order). f32_params: params whose value came from a float32 register.
-    Ends with "}" so a later signer can strip it and append ,"sig":"<hex>"} (see sign hook)."""
-    parts = ['{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))]
-    if isinstance(readings, dict):
-        items = [(k, readings[k][0], readings[k][1]) for k in sorted(readings.keys())]
-    else:
-        items = readings
-    first = True
-    for param, v, f in items:
-        if not first:
-            parts.append(",")
-        first = False
-        f32 = f32_params is not None and param in f32_params
-        parts.append('%s:{"v":%s,"f":%s}' % (_str(param), format_number(v, f32), _str(f)))
-    parts.append("}}")
-    return "".join(parts).encode()
-
-
-def build_record_rows(ts_ms, seq, clk, params, rows):
-    """Record bytes from the flash queue's form: rows[i] = (value, flag, is_float32) for params[i]
-    (flag None: not sampled, left out).
-    The node publishes only this (read back from flash), so a replay is byte-identical."""
-    out = bytearray()
-    put_record_rows(out, ts_ms, seq, clk, params, rows)
-    return bytes(out)
-
-
 def put_record_rows(out, ts_ms, seq, clk, params, rows):
-    """build_record_rows appended to the bytearray out (the node reuses one preallocated buffer:
-    only small pieces are allocated, never the whole record, so a fragmented heap does not fail)."""
+    """A data record appended to the bytearray out (the node reuses one preallocated buffer: only
+    small pieces are allocated, never the whole record, so a fragmented heap does not fail).
+    rows: flat, value/flag/is_f32 of params[i] at 3i (reccodec.decode into a list); flag None:
+    not sampled, left out."""
     out.extend(('{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))).encode())
     sep = ""
     for i in range(len(params)):
-        v, f, f32 = rows[i]
+        v = rows[3 * i]
+        f = rows[3 * i + 1]
+        f32 = rows[3 * i + 2]
         if f is None:
             continue  # not sampled in this record (an analyzer with a longer poll_s)
         out.extend(('%s%s:{"v":%s,"f":%s}' % (sep, _str(params[i]), format_number(v, f32), _str(f))).encode())
         sep = ","
     out.extend(b"}}")
-
-
-def build_batch(records):
-    """{"batch":[record,...]} from record bytes (unsigned: DESIGN says records in a batch carry no sig)."""
-    return b'{"batch":[' + b",".join(records) + b"]}"
 
 
 def build_event(ts_ms, kind, detail_json="null"):

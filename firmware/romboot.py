@@ -6,12 +6,10 @@ import sys
 import uctypes
 import vfs
 
-_where = os.getenv("EDGEMON_ROMFS")
-if not _where:
+if not os.getenv("EDGEMON_ROMFS"):
     print("romboot: EDGEMON_ROMFS is not set; start the firmware with `python -m edgemon.fwrom`", file=sys.stderr)
     sys.exit(2)
-_addr, _size = [int(x) for x in _where.split(":")]
-vfs.mount(vfs.VfsRom(uctypes.bytearray_at(_addr, _size)), "/rom")
+# "<address>:<size>" of the mapped image (no globals of its own: each name is a qstr for good).
+vfs.mount(vfs.VfsRom(uctypes.bytearray_at(*[int(x) for x in os.getenv("EDGEMON_ROMFS").split(":")])), "/rom")
 sys.path.insert(0, "/rom")
-del _where, _addr, _size
 import main  # noqa: E402,F401  (runs the node, exactly as on the board)

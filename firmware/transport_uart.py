@@ -1,6 +1,7 @@
 """RS-485 byte transport for Modbus RTU on a machine.UART with a driver-enable (DE) pin: keeps the
 3.5-character silence between frames, drives DE around each send, and adds wire time to timeouts."""
-from modbus_rtu import FrameError, char_us, silent_us
+from modbus_rtu import FrameError
+from rtu_timing import char_us, silent_us
 from modbus_master import ModbusTimeout
 
 try:

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
 import record as fw_record  # noqa: E402  (firmware module, run here under CPython)
+import record_tools as fw_tools  # noqa: E402
 
 from edgemon import contract  # noqa: E402
 
@@ -24,7 +25,7 @@ def _f32(x: float) -> float:
 @pytest.mark.parametrize("raw", [35.2, 0.1, 1234.567, 1e-7, 499.99, -1.5, 7.0, 3.4e38])
 def test_float32_values_from_firmware_arrive_as_the_analyzer_meant_them(raw):
     value = _f32(raw)  # what the analyzer's register holds
-    payload = fw_record.build_record(1764000000000, 42, "ntp", [("w01018", value, "N")], f32_params={"w01018"})
+    payload = fw_tools.build_record(1764000000000, 42, "ntp", [("w01018", value, "N")], f32_params={"w01018"})
     (rec,) = contract.parse_data(payload)
     got = rec.readings["w01018"].value
     assert _f32(got) == value, "the float32 the analyzer sent must survive the JSON trip"
@@ -34,7 +35,7 @@ def test_float32_values_from_firmware_arrive_as_the_analyzer_meant_them(raw):
 
 @pytest.mark.parametrize("flag", list("NFMSDCTB"))
 def test_every_flag_and_null_value_round_trips(flag):
-    payload = fw_record.build_record(1764000000001, 7, "rtc", {"w21003": (None, flag), "w01001": (7.25, flag)})
+    payload = fw_tools.build_record(1764000000001, 7, "rtc", {"w21003": (None, flag), "w01001": (7.25, flag)})
     (rec,) = contract.parse_data(payload)
     assert rec.readings["w21003"].value is None and rec.readings["w21003"].flag == flag
     assert rec.readings["w01001"].value == 7.25
@@ -48,7 +49,7 @@ def test_firmware_status_is_accepted_by_the_gateway():
 
 
 def test_signature_hook_matches_the_gateways_split_rule():
-    payload = fw_record.build_record(1764000000000, 1, "ntp", [("w01018", 1.0, "N")])
+    payload = fw_tools.build_record(1764000000000, 1, "ntp", [("w01018", 1.0, "N")])
     signed = fw_record.append_member(payload, "sig", '"' + "ab" * 32 + '"')
     body, sig = contract.split_signature(signed)
     assert body == payload and sig == "ab" * 32
@@ -59,7 +60,7 @@ def test_signature_hook_matches_the_gateways_split_rule():
 def test_valid_examples_rebuilt_by_firmware_parse_identically(ex):
     """Rebuild each valid example record with the firmware's builder and compare what the gateway reads."""
     for rec in contract.parse_data(ex["payload"].encode()):
-        rebuilt = fw_record.build_record(rec.ts, rec.seq, rec.clk or "none",
+        rebuilt = fw_tools.build_record(rec.ts, rec.seq, rec.clk or "none",
                                          {p: (r.value, r.flag) for p, r in rec.readings.items()})
         (again,) = contract.parse_data(rebuilt)
         assert (again.ts, again.seq) == (rec.ts, rec.seq)
@@ -80,7 +81,7 @@ def test_firmware_signed_record_verifies_with_cpython_hmac():
     import hmac
 
     key = "00112233445566778899aabbccddeeff" * 2
-    rec = fw_record.build_record_rows(1764000000000, 9, "ntp", ["w01018", "w21003"],
+    rec = fw_tools.build_record_rows(1764000000000, 9, "ntp", ["w01018", "w21003"],
                                       [(_f32(35.2), "N", True), (None, "B", False)])
     signed = fw_record.sign(rec, _fw_signer(key))
     body, sig = contract.split_signature(signed)
@@ -95,9 +96,9 @@ def test_firmware_signed_batch_verifies_and_parses():
     import hmac
 
     key = "ab" * 16
-    recs = [fw_record.build_record_rows(1764000000000 + 10000 * i, i, "rtc", ["w01018"], [(float(i), "N", True)])
+    recs = [fw_tools.build_record_rows(1764000000000 + 10000 * i, i, "rtc", ["w01018"], [(float(i), "N", True)])
             for i in range(1, 4)]
-    signed = fw_record.sign(fw_record.build_batch(recs), _fw_signer(key))
+    signed = fw_record.sign(fw_tools.build_batch(recs), _fw_signer(key))
     body, sig = contract.split_signature(signed)
     assert sig == hmac.new(bytes.fromhex(key), body, hashlib.sha256).hexdigest()
     assert [r.seq for r in contract.parse_data(signed)] == [1, 2, 3]

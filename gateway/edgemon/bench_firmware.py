@@ -231,8 +231,8 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
                     "--cycles", "2")
     proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     limit = 300
-    while len(seqs) < records and time.perf_counter() - t0 < limit:
-        time.sleep(0.01)
+    while len(seqs) < records and time.perf_counter() - t0 < limit and proc.poll() is None:
+        time.sleep(0.01)  # (a node that died at boot will not send the rest: no point waiting)
     proc.kill()  # our child, by PID
     proc.wait(5)
     sub.loop_stop()

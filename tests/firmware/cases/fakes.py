@@ -2,9 +2,10 @@
 Modbus slave transport, a fake hardware layer, a fake MQTT client and temp-dir helpers."""
 import os
 from compat import now_ms
-from modbus_rtu import build_read_response, build_exception_response, crc16
+from modbus_rtu import crc16
+from modbus_slave import build_read_response, build_exception_response
 from modbus_master import ModbusTimeout
-from decode import encode
+from regencode import encode
 
 
 class FakeSlave:
@@ -122,15 +123,21 @@ class FakeMQTT:
         if not self.connected:
             raise OSError("not connected")
 
-    def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None):
+    def publish(self, topic, payload, qos=1, retain=False, timeout_ms=None, length=None):
         if not self.connected:
             raise OSError("not connected")
         if self.fail_publish:
             self.connected = False
             raise OSError("fake: broker gone")
-        if isinstance(payload, list):  # the real client sends the pieces (any bytes-like) back to back
-            payload = b"".join([bytes(p) for p in payload])
-        self.published.append((topic, payload, qos, retain))
+        # As the real client: the pieces (any bytes-like, possibly one reused buffer) are sent
+        # back to back as they come, so each is copied now; a given length must be met exactly.
+        if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            payload = [payload.encode() if isinstance(payload, str) else payload]
+        sent = b"".join([bytes(p) for p in payload])
+        if length is not None and len(sent) != length:
+            self.connected = False
+            raise OSError("fake: payload is %d bytes, announced %d" % (len(sent), length))
+        self.published.append((topic, sent, qos, retain))
 
     def close(self):
         self.connected = False

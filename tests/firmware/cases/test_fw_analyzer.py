@@ -3,7 +3,7 @@ dead analyzer, several analyzers on one bus, per-analyzer poll periods (fake bus
 import json
 from analyzer import Analyzer, status_flag, _CODE, _BITS, _ASCII, BACKOFF_CAP_MS
 from modbus_master import ModbusMaster
-from decode import encode
+from regencode import encode
 from config import validate_config
 from node import Node
 from modbus_fakes import FakeBus
@@ -84,7 +84,6 @@ def test_scaled_integers_are_exact_and_float64_totaliser():
     assert out["w01001"] == (7.35, "N") and out["w01010"] == (-2.5, "N")
     assert out["w00000"] == (12.5, "N") and out["w00001"] == (123456.789, "N")
     assert out["p02001"] == (7.5, "N") and out["p03001"] == (12345.67, "N")
-    assert em.f32 == ["p01001", "p01002", "p01003", "p02001"] and ph.f32 == []
     assert u6.asked == 2  # currents+power contiguous: one request; energy elsewhere: a second one
     bus.unit(5).set_regs(4, 4118, [4])  # bit 2: upper flow alarm
     flow.sample(out)
@@ -164,6 +163,18 @@ def test_dead_analyzer_backs_off_up_to_a_cap_and_comes_back():
     assert out["w01018"] == (30.0, "N") and a.fails == 0
     a.sample(out, t + 1)  # back to polling every time
     assert u.asked == 3 + len(asked_at) + 2
+
+
+def test_node_marks_the_params_whose_value_is_the_analyzers_float32():
+    # Those are written with the shortest text that maps back to the float32 (35.2, not
+    # 35.20000076293945); scaled or offset values and integers are not.
+    r = _Rig([_acfg("ph_temp", 4), _acfg("energy_meter_3ph", 6)])
+    try:
+        marked = [p for p, f in zip(r.node.params, r.node.f32s) if f]
+        assert marked == ["p01001", "p01002", "p01003", "p02001"], marked
+        assert len(r.node.f32s) == len(r.node.params) == 7
+    finally:
+        r.done()
 
 
 class _Rig:

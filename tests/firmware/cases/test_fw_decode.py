@@ -1,5 +1,6 @@
 import struct
-from decode import decode, encode, register_count, bit_field
+from decode import decode, register_count, bit_field
+from regencode import encode
 from fakes import raises
 
 # 35.2f = 0x420CCCCD, -1.5f = 0xBFC00000

@@ -1,5 +1,6 @@
-from modbus_rtu import (crc16, build_read_request, parse_read_response, response_length,
-                        build_read_response, build_exception_response, ModbusException, FrameError)
+from modbus_rtu import crc16, ModbusException, FrameError
+from modbus_slave import (build_read_request, parse_read_response, response_length, build_read_response,
+                          build_exception_response)
 from modbus_master import ModbusMaster, ModbusTimeout
 from fakes import FakeSlave, raises
 
@@ -94,8 +95,8 @@ def test_master_errors():
 
 # ---- all function codes, Modbus TCP, timing, retries (issue 3) ----
 
-from modbus_rtu import (build_request, parse_rtu_response, rtu_frame, rtu_response_length, char_us, silent_us,
-                        gap_us, frame_ms)
+from modbus_rtu import build_request, parse_rtu_response, rtu_frame, rtu_response_length
+from rtu_timing import char_us, silent_us, gap_us, frame_ms
 from modbus_tcp import mbap_frame, parse_mbap_header
 from modbus_master import OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS
 from modbus_fakes import FakeBus

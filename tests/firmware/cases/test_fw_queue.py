@@ -2,7 +2,7 @@
 import os
 from flashqueue import FlashQueue, frame
 from reccodec import State, encode, decode
-from record import build_record_rows
+from record_tools import build_record_rows
 from fakes import make_tmpdir, rmtree
 
 P = ["w01018", "w21003", "w01001"]

@@ -1,6 +1,7 @@
 import json
 import struct
-from record import build_record, build_status, format_number, append_member, OFFLINE
+from record import build_status, format_number, append_member, OFFLINE
+from record_tools import build_record
 
 
 def _f32(x):

@@ -2,7 +2,8 @@
 import json
 from binascii import unhexlify
 from hmac_sha256 import HmacSha256, hmac_sha256
-from record import sign, build_batch, build_record_rows
+from record import sign
+from record_tools import build_batch, build_record_rows
 
 # RFC 4231 test cases 1, 2, 3, 4, 6 (6: key longer than the block size).
 RFC4231 = (

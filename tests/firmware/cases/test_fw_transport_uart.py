@@ -1,6 +1,8 @@
 """RS-485 transport framing and timing against a fake UART, DE pin and clock (no board needed)."""
 from transport_uart import UartTransport, char_bits
-from modbus_rtu import FrameError, build_read_request, silent_us
+from modbus_rtu import FrameError
+from modbus_slave import build_read_request
+from rtu_timing import silent_us
 from modbus_master import ModbusMaster, ModbusTimeout
 from modbus_fakes import FakeBus
 from fakes import raises

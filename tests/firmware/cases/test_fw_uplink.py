@@ -273,11 +273,11 @@ def test_memory_error_in_replay_halves_the_batch_and_keeps_records():
         real = r.mqtt.publish
         state = {"fail": 1}
 
-        def publish(topic, payload, qos=1, retain=False, timeout_ms=None):
+        def publish(topic, payload, qos=1, retain=False, timeout_ms=None, length=None):
             if topic.endswith("/data") and state["fail"]:
                 state["fail"] -= 1
                 raise MemoryError("fake: heap fragmented")
-            return real(topic, payload, qos, retain)
+            return real(topic, payload, qos, retain, timeout_ms, length)
         r.mqtt.publish = publish
         before = r.node.batch_bytes
         r.node.service_link(1000)
