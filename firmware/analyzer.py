@@ -1,15 +1,17 @@
 """One analyzer on a Modbus link: plans block reads, decodes values, maps status to HJ 212 flags,
 counts its health, keeps its own poll period and backs off while it does not answer."""
-from compat import ticks_ms, ticks_diff, ticks_add, call_once
+from compat import ticks_ms, ticks_diff, ticks_add, call_once, const
 from modbus_rtu import ModbusException, FrameError
 from modbus_master import ModbusTimeout
 from decode import decode, bit_field
 
-_STATUS = -1  # member index marking the status register inside a read block
-BACKOFF_FIRST_MS = 1000
+_STATUS = const(-1)  # member index marking the status register inside a read block
+_BACKOFF_FIRST_MS = const(1000)
 BACKOFF_CAP_MS = 60000
 FLAGS = "NFMSDCTB"
-_CODE, _BITS, _ASCII = 0, 1, 2
+_CODE = const(0)  # status kinds (nodesetup._KINDS)
+_BITS = const(1)
+_ASCII = const(2)
 _INF = float("inf")
 
 
@@ -74,17 +76,16 @@ class Analyzer:
                 else:
                     data = self.master.read_registers(self.unit, fc, start, count, self.timeout_ms, retries,
                                                       self.health)
-            except (ModbusTimeout, OSError) as e:
-                # Silent analyzer (or link down): nothing else will answer either, stop here.
-                self.last_error = e
+            except (ModbusTimeout, OSError):
+                # Silent analyzer (or link down): nothing else will answer either, stop here. (The
+                # exception is not kept: its traceback would stay in the heap; health counts it.)
                 self.fails += 1
-                back = BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
+                back = _BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
                 self.resume = ticks_add(now, back if back < BACKOFF_CAP_MS else BACKOFF_CAP_MS)
                 self._all(out, "B")
                 return
-            except (ModbusException, FrameError) as e:
+            except (ModbusException, FrameError):
                 # It answered, but not with data: a device-side fault for those registers.
-                self.last_error = e
                 for k in range(0, len(members), 2):
                     if members[k] == _STATUS:
                         status_failed = True

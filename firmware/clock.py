@@ -3,7 +3,9 @@ counts from 2000-01-01), and `clk`, how far the gateway may trust it: "ntp", "rt
 from compat import ticks_ms, ticks_diff
 
 UNIX_2000_S = 946684800  # 2000-01-01T00:00:00Z in Unix seconds
-SANE_S = 1704067200  # 2024-01-01: a clock before this was never set (fresh RTC after power-up)
+# 2024-01-01: a clock before this was never set (fresh RTC after power-up). No const(): above a
+# small int on 32-bit ports.
+SANE_S = 1704067200
 
 
 class Clock:

@@ -5,8 +5,11 @@ import time
 import gc
 
 IS_MP = sys.implementation.name == "micropython"
+# const(): `_NAME = const(1)` is folded into the bytecode by the MicroPython compiler and, with the
+# leading underscore, never stored in the module's globals (-37 bytes of heap a name on the device).
 
 if IS_MP:
+    from micropython import const
     ticks_ms = time.ticks_ms
     ticks_diff = time.ticks_diff
     ticks_add = time.ticks_add
@@ -29,7 +32,7 @@ if IS_MP:
     def print_exc(e):
         sys.print_exception(e)
 else:
-    from compat_cpython import ticks_ms, ticks_diff, ticks_add, sleep_ms, now_ms, mem_alloc, mem_free, print_exc
+    from compat_cpython import ticks_ms, ticks_diff, ticks_add, sleep_ms, now_ms, mem_alloc, mem_free, print_exc, const
 
 
 def collect():

@@ -2,8 +2,9 @@
 The padded key blocks are computed once per key: signing is then two sha256 passes per payload."""
 import hashlib
 from binascii import hexlify
+from compat import const
 
-_BLOCK = 64  # SHA-256 block size in bytes
+_BLOCK = const(64)  # SHA-256 block size in bytes
 
 
 class HmacSha256:

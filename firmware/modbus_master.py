@@ -41,17 +41,11 @@ class ModbusMaster:
             raise ValueError("fc must be 1 or 2")
         return self.request(unit, fc, addr, count, timeout_ms, retries, health)
 
-    def write_coil(self, unit, addr, on, timeout_ms, retries=0, health=None):
-        return self.request(unit, 5, addr, bool(on), timeout_ms, retries, health)
-
-    def write_register(self, unit, addr, value, timeout_ms, retries=0, health=None):
-        return self.request(unit, 6, addr, value, timeout_ms, retries, health)
-
-    def write_registers(self, unit, addr, values, timeout_ms, retries=0, health=None):
-        return self.request(unit, 16, addr, values, timeout_ms, retries, health)
-
     def request(self, unit, fc, addr, arg, timeout_ms, retries=0, health=None):
-        """One exchange, repeated up to `retries` times after a timeout or a bad frame (line noise);
+        """Any supported function code; writes go through here (FC05 arg: bool, FC06: value,
+        FC16: list of values; each returns True once the slave echoed it): no wrapper methods, as
+        no profile writes and every method of a loaded module costs heap on the device.
+        One exchange, repeated up to `retries` times after a timeout or a bad frame (line noise);
         an exception response is a clear answer and is never repeated. A broken link (OSError)
         closes the transport, so it reconnects on the next request, and is not repeated either."""
         attempt = 0

@@ -65,31 +65,42 @@ def crc16(data, start=0, end=None):
 
 # ---- PDUs ----
 
+# Messages are built from two shared formats and short words: on the device each distinct long
+# string constant of a loaded module is an object in the heap (~40 bytes apiece on the unix port).
+
+def _bad(what, allowed):
+    return ValueError("%s must be %s" % (what, allowed))
+
+
+def _mismatch(what, got, want):
+    return FrameError("%s %d, expected %s" % (what, got, want))
+
+
 def _check(fc, addr, arg):
     if fc not in FCS:
-        raise ValueError("fc must be one of 1 2 3 4 5 6 16")
+        raise _bad("fc", "1-6 or 16")
     if not (type(addr) is int and 0 <= addr <= 65535):
-        raise ValueError("addr must be 0-65535")
+        raise _bad("addr", "0-65535")
     if fc <= 4:
         top = 2000 if fc <= 2 else 125
         if not (type(arg) is int and 1 <= arg <= top):
-            raise ValueError("count must be 1-%d" % top)
+            raise _bad("count", "1-%d" % top)
         n = arg
     elif fc == 5:
         n = 1
     elif fc == 6:
         if not (type(arg) is int and 0 <= arg <= 65535):
-            raise ValueError("value must be 0-65535")
+            raise _bad("value", "0-65535")
         n = 1
     else:
         n = len(arg)
         if not 1 <= n <= 123:
-            raise ValueError("1-123 registers per write")
+            raise _bad("count", "1-123")
         for v in arg:
             if not (type(v) is int and 0 <= v <= 65535):
-                raise ValueError("register values must be 0-65535")
+                raise _bad("values", "0-65535")
     if addr + n > 65536:
-        raise ValueError("addr+count beyond 65535")
+        raise _bad("addr+count", "<= 65536")
 
 
 def request_pdu(fc, addr, arg):
@@ -124,16 +135,16 @@ def parse_pdu(fc, addr, arg, b, i, n):
     rfc = b[i]
     if rfc == (fc | 0x80):
         if n - i != 2:
-            raise FrameError("exception frame length %d" % (n - i))
+            raise _mismatch("length", n - i, 2)
         raise ModbusException(b[i + 1])
     if rfc != fc:
-        raise FrameError("wrong function code %d (expected %d)" % (rfc, fc))
+        raise _mismatch("function", rfc, fc)
     want = response_pdu_length(fc, arg)
     if n - i != want:
-        raise FrameError("length %d (expected %d)" % (n - i, want))
+        raise _mismatch("length", n - i, want)
     if fc <= 4:
         if b[i + 1] != want - 2:
-            raise FrameError("byte count %d (expected %d)" % (b[i + 1], want - 2))
+            raise _mismatch("byte count", b[i + 1], want - 2)
         if fc <= 2:
             return [(b[i + 2 + k // 8] >> (k % 8)) & 1 for k in range(arg)]
         regs = [0] * arg
@@ -147,8 +158,10 @@ def parse_pdu(fc, addr, arg, b, i, n):
         val = arg
     else:
         val = len(arg)
-    if ((b[i + 1] << 8) | b[i + 2]) != addr or echo != val:
-        raise FrameError("write echo does not match the request")
+    if ((b[i + 1] << 8) | b[i + 2]) != addr:
+        raise _mismatch("write echo", (b[i + 1] << 8) | b[i + 2], addr)
+    if echo != val:
+        raise _mismatch("write echo", echo, val)
     return True
 
 
@@ -166,7 +179,7 @@ def rtu_frame(unit, pdu):
 
 def build_request(unit, fc, addr, arg):
     if not (type(unit) is int and 1 <= unit <= 247):
-        raise ValueError("unit must be 1-247")
+        raise _bad("unit", "1-247")
     return rtu_frame(unit, request_pdu(fc, addr, arg))
 
 
@@ -174,11 +187,11 @@ def rtu_response_length(header, fc, arg):
     """Whole frame length implied by its first 3 bytes. We trust our request, not the byte-count
     byte, so a lying slave cannot make us wait for 255 bytes."""
     if len(header) < 3:
-        raise ValueError("need 3 header bytes")
+        raise _bad("header", "3 bytes")
     if header[1] == (fc | 0x80):
         return 5
     if header[1] != fc:
-        raise FrameError("wrong function code %d (expected %d)" % (header[1], fc))
+        raise _mismatch("function", header[1], fc)
     return 3 + response_pdu_length(fc, arg)
 
 
@@ -186,10 +199,10 @@ def parse_rtu_response(unit, fc, addr, arg, frame):
     """Validate a complete RTU response (CRC first: a corrupted frame's other bytes mean nothing)."""
     n = len(frame)
     if n < 5:
-        raise FrameError("short frame (%d bytes)" % n)
+        raise _mismatch("length", n, ">= 5")
     crc = crc16(frame, 0, n - 2)
     if frame[n - 2] != (crc & 0xFF) or frame[n - 1] != (crc >> 8):
         raise FrameError("bad CRC")
     if frame[0] != unit:
-        raise FrameError("wrong unit %d (expected %d)" % (frame[0], unit))
+        raise _mismatch("unit", frame[0], unit)
     return parse_pdu(fc, addr, arg, frame, 1, n - 2)

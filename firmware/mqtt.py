@@ -2,17 +2,19 @@
 Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
 import select
 import struct
-from compat import ticks_ms, ticks_diff
+from compat import ticks_ms, ticks_diff, const
 
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+_CONNECT = const(0x10)  # packet types (the public three are the ones tests and tools use)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+PUBACK = const(0x40)
+_PINGREQ = const(0xC0)
+PINGRESP = const(0xD0)
+DISCONNECT = const(0xE0)
 
+# One message per kind of failure, shared (each distinct long string is a heap object on the device).
+_BAD_RL = "bad remaining length (MQTT packet size)"
+_CLOSED = "connection closed by the broker"
 _CONNACK_ERRORS = {
     1: "unacceptable protocol version (broker does not speak MQTT 3.1.1)",
     2: "client identifier rejected",
@@ -43,7 +45,7 @@ class MQTTTimeout(MQTTError):
 
 def encode_remaining_length(n):
     if n < 0 or n > 268435455:
-        raise ValueError("remaining length out of range")
+        raise ValueError(_BAD_RL)
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -61,13 +63,13 @@ def decode_remaining_length(buf, offset=0):
     value = 0
     for i in range(4):
         if offset + i >= len(buf):
-            raise ValueError("incomplete remaining length")
+            raise ValueError(_BAD_RL)
         b = buf[offset + i]
         value += (b & 0x7F) * mult
         if not b & 0x80:
             return value, i + 1
         mult <<= 7
-    raise ValueError("remaining length longer than 4 bytes")
+    raise ValueError(_BAD_RL)
 
 
 def _utf8(s):
@@ -95,12 +97,12 @@ def build_connect(client_id, keepalive=60, user=None, password=None, clean_sessi
             payload += _utf8(password)
     var = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack(">H", keepalive)
     body = var + payload
-    return bytes([CONNECT]) + encode_remaining_length(len(body)) + body
+    return bytes([_CONNECT]) + encode_remaining_length(len(body)) + body
 
 
 def build_publish_header(topic, payload_len, qos=0, retain=False, pid=0, dup=False):
     """Everything of a PUBLISH packet before its payload."""
-    hdr = PUBLISH | (qos << 1)
+    hdr = _PUBLISH | (qos << 1)
     if retain:
         hdr |= 1
     if dup:
@@ -183,7 +185,7 @@ class MQTTClient:
             self._send(build_connect(self.client_id, self.keepalive, self.user, self.password,
                                      self.clean_session, w[0], w[1], w[2], w[3]))
             ptype, body = self._read_packet(self.timeout_ms)
-            if ptype != CONNACK or len(body) != 2:
+            if ptype != _CONNACK or len(body) != 2:
                 raise MQTTError("expected CONNACK, got packet type 0x%02x" % ptype)
             rc = body[1]
             if rc:
@@ -243,10 +245,27 @@ class MQTTClient:
                 for p in payload:
                     n += len(p)
             self._send(build_publish_header(topic, n, qos, retain, pid))
-            for p in payload:
-                n -= len(p)
-                if n < 0:
+            it = iter(payload)
+            for p in it:
+                k = len(p)
+                if k > n:
+                    n -= k
                     break
+                if k == n and k:
+                    # The piece that completes the packet: its last byte waits until no further
+                    # piece turns up, so a payload longer than announced never reaches the broker whole.
+                    self._send(memoryview(p)[:k - 1])
+                    p = bytes(memoryview(p)[k - 1:])  # kept: the generator may reuse its buffer
+                    for extra in it:
+                        if len(extra):
+                            n = -len(extra)
+                            break
+                    if n < 0:
+                        break
+                    self._send(p)
+                    n = 0
+                    break
+                n -= k
                 self._send(p)
             if n:
                 raise MQTTError("payload pieces do not add up to the announced length (%d off)" % -n)
@@ -294,7 +313,7 @@ class MQTTClient:
     def _handle(self, ptype, body):
         if ptype == PINGRESP:
             self._ping_sent = None
-        elif ptype == PUBLISH or ptype & 0xF0 == PUBLISH:
+        elif ptype == _PUBLISH or ptype & 0xF0 == _PUBLISH:
             self._on_publish(ptype, body)
         # Anything else (stray PUBACK of a timed-out publish, SUBACK) is ignored on purpose.
 
@@ -319,7 +338,7 @@ class MQTTClient:
         while n < total:
             k = self.sock.send(mv[n:])
             if not k:
-                raise OSError("socket closed")
+                raise OSError(_CLOSED)
             n += k
         self._last_tx = ticks_ms()
 
@@ -333,7 +352,7 @@ class MQTTClient:
                 raise MQTTTimeout("read timed out after %d ms" % timeout_ms)
             chunk = self.sock.recv(n - got)
             if not chunk:
-                raise OSError("connection closed by broker")
+                raise OSError(_CLOSED)
             buf[got:got + len(chunk)] = chunk
             got += len(chunk)
         return buf
@@ -350,10 +369,10 @@ class MQTTClient:
             if not b & 0x80:
                 break
             if len(rl) >= 4:
-                raise MQTTError("malformed remaining length")
+                raise MQTTError(_BAD_RL)
         n, _ = decode_remaining_length(rl)
         # PUBLISH keeps its flag bits (qos/retain); other types are compared without them.
-        ptype = hdr if hdr & 0xF0 == PUBLISH else hdr & 0xF0
+        ptype = hdr if hdr & 0xF0 == _PUBLISH else hdr & 0xF0
         if n == 0:
             return ptype, b""
         left = timeout_ms - ticks_diff(ticks_ms(), start)

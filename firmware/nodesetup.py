@@ -85,7 +85,6 @@ def init_analyzer(self, cfg, master):
     self.blocks = tuple(blocks)
     self.health = [0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions
     self.fails = 0  # polls in a row without any answer
-    self.last_error = None
     now = ticks_ms()
     self.next_due = now
     self.resume = now  # while backing off: no request before this tick

@@ -11,8 +11,10 @@ def adopt_legacy_seq(q, state_dir):
             t = f.read().strip()
     except OSError:
         return
-    if t.isdigit():
-        q.continue_from(int(t))
+    seq = int(t) if t.isdigit() else 0
+    if q.last_seq == 0 and not q._seg_seq and seq > 0:  # empty queue: the next record gets seq + 1
+        q._ack.store(seq)  # (kept in the ack pointer)
+        q.last_seq = seq
 
 
 def recover_queue(self):

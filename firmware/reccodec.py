@@ -1,15 +1,16 @@
 """Compact binary form of a record for the flash queue (about 4.8 bytes per float32 reading).
 Fields are deltas from the previous record of the same segment, so a segment is read in order."""
 import struct
+from compat import const
 
 FLAGS = "NFMSDCTB"
 CLKS = ("none", "rtc", "ntp")
-K_NULL = 0
-K_F32 = 1
-K_F64 = 2
-K_INT = 3
-_SAME_TAGS = 4  # head-byte bit: the per-reading tags repeat those of the previous record
-_ABSENT = 0x20  # tag bit: this parameter was not sampled in this record (its analyzer was not due)
+_K_NULL = const(0)
+_K_F32 = const(1)
+_K_F64 = const(2)
+_K_INT = const(3)
+_SAME_TAGS = const(4)  # head-byte bit: the per-reading tags repeat those of the previous record
+_ABSENT = const(0x20)  # tag bit: this parameter was not sampled in this record (its analyzer was not due)
 
 
 def put_uvarint(buf, n):
@@ -50,10 +51,10 @@ class State:
 
 def kind_of(v, f32):
     if v is None or v != v or v in (float("inf"), float("-inf")):
-        return K_NULL  # the wire says null for these anyway
+        return _K_NULL  # the wire says null for these anyway
     if type(v) is int:
-        return K_INT if -0x80000000 <= v <= 0x7FFFFFFF else K_F64
-    return K_F32 if f32 and -3.4e38 < v < 3.4e38 else K_F64
+        return _K_INT if -0x80000000 <= v <= 0x7FFFFFFF else _K_F64
+    return _K_F32 if f32 and -3.4e38 < v < 3.4e38 else _K_F64
 
 
 def encode(st, seq, ts, clk, values, flags, f32s):
@@ -75,11 +76,11 @@ def encode(st, seq, ts, clk, values, flags, f32s):
     for i in range(len(values)):
         k = kinds[i] >> 3
         v = values[i]
-        if k == K_F32:
+        if k == _K_F32:
             out.extend(struct.pack("<f", v))
-        elif k == K_F64:
+        elif k == _K_F64:
             out.extend(struct.pack("<d", v))
-        elif k == K_INT:
+        elif k == _K_INT:
             put_uvarint(out, _zz(v))
     st.seq = seq
     st.ts = ts
@@ -115,17 +116,21 @@ def decode(st, body, n, rows=True):
         t = tags[i]
         if t & _ABSENT:
             v = f = None
-            k = K_NULL
+            k = _K_NULL
         else:
             k = t >> 3
             f = FLAGS[t & 7]
-            if k == K_F32:
+            if k == _K_F32:
+                if pos + 4 > len(body):
+                    raise IndexError  # cut short (CPython's struct.error is no IndexError)
                 v = struct.unpack_from("<f", body, pos)[0] if rows else None
                 pos += 4
-            elif k == K_F64:
+            elif k == _K_F64:
+                if pos + 8 > len(body):
+                    raise IndexError
                 v = struct.unpack_from("<d", body, pos)[0] if rows else None
                 pos += 8
-            elif k == K_INT:
+            elif k == _K_INT:
                 d, pos = get_uvarint(body, pos)
                 v = _unzz(d)
             else:
@@ -133,9 +138,9 @@ def decode(st, body, n, rows=True):
         if flat:
             out[3 * i] = v
             out[3 * i + 1] = f
-            out[3 * i + 2] = k == K_F32
+            out[3 * i + 2] = k == _K_F32
         elif rows:
-            out[i] = (v, f, k == K_F32)
+            out[i] = (v, f, k == _K_F32)
     if pos != len(body):
         raise ValueError("trailing bytes")
     st.seq = seq

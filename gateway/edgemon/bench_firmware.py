@@ -129,6 +129,23 @@ def _config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
     return p
 
 
+def _profile_config(cfg: Path) -> Path:
+    """The bench node (4 analyzers, 20 params on one bus) with its analyzers given as profiles and an
+    override, as field configs are written: cems_flue_gas 7 + energy_meter_3ph 5 + logger_multi 6
+    (its COD switched off) + cod_generic 1 = 19 params."""
+    d = json.loads(cfg.read_text())
+    t = d["analyzers"][0]["transport"]
+    d["analyzers"] = [
+        {"name": "cems", "transport": t, "unit": 1, "timeout_ms": 1000, "profile": "cems_flue_gas"},
+        {"name": "em", "transport": t, "unit": 2, "timeout_ms": 1000, "profile": "energy_meter_3ph"},
+        {"name": "logger", "transport": t, "unit": 3, "timeout_ms": 1000, "profile": "logger_multi",
+         "override": {"w01018": {"off": True}}},
+        {"name": "cod", "transport": t, "unit": 4, "timeout_ms": 1000, "profile": "cod_generic"}]
+    p = cfg.with_name("node-profiles.json")
+    p.write_text(json.dumps(d))
+    return p
+
+
 def _run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900, mode: str = MODE):
     t0 = time.perf_counter()
     argv, env = _fw(mode, mpy, heap, *_main_args(mode), str(cfg), "--cycles", str(cycles))
@@ -299,6 +316,14 @@ def run(results: dict) -> None:
             # The same run at a roomy heap: peak and live without GC pressure.
             roomy = _heap_run(mpy, cfg, work, "256k", 1000)
             fw["heap_live_bytes_256k"] = roomy["live"]
+            # The same node as a technician writes it: analyzers given as profiles (the profile
+            # code and its names join the heap at startup), in the heap that held the loop.
+            prof = _heap_run(mpy, _profile_config(cfg), work, fw.get("heap_size_needed", "128k"), 1000)
+            fw["profiles_config_ok"] = prof["ok"]
+            fw["profiles_config_heap_peak_bytes"] = prof["peak"]
+            fw["profiles_config_heap_live_bytes"] = prof["live"]
+            print(f"  profiles config at {fw.get('heap_size_needed')}: {'ok' if prof['ok'] else 'FAILED'}"
+                  f" peak={prof['peak']} live={prof['live']}", flush=True)
 
             # Replay: a day's backlog, both readings of "a day": 8,640 records (10-s poll) and 1,440
             # records (1-min poll), measured end to end (not extrapolated), at the smallest heap that
@@ -341,6 +366,8 @@ def run(results: dict) -> None:
             ("  heap live after gc.collect, max over cycles", fw.get("heap_live_bytes"), "bytes"),
             ("  of which code (the node's modules, from ROMFS)", fw.get("code_bytes_in_heap"), "bytes"),
             ("same, .mpy loaded into the heap (LittleFS): smallest heap", fw.get("heap_size_needed_mpy_in_heap"), ""),
+            ("same heap, analyzers given as profiles (19 params): held", fw.get("profiles_config_ok"), ""),
+            ("  heap peak there", fw.get("profiles_config_heap_peak_bytes"), "bytes"),
             ("  heap live after gc.collect there", fw.get("heap_live_bytes_mpy_in_heap"), "bytes"),
             ("poll cycle, loopback: 4 Modbus requests + store + publish", fw.get("cycle_ms"), "ms"),
             ("reference: wire time of those 4 requests at 9600 baud", 4 * fw["wire_ms_per_transaction_9600"], "ms"),

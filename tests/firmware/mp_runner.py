@@ -1,6 +1,6 @@
 """Runs every test_* function of tests/firmware/cases/test_*.py under MicroPython (or CPython):
 prints PASS/FAIL lines and "N passed, M failed"; exit code 1 on any failure.
-Usage: micropython -X heapsize=128k tests/firmware/mp_runner.py [name-filter]"""
+Usage: micropython -X heapsize=512k tests/firmware/mp_runner.py [name-filter]"""
 import sys
 import os
 

@@ -1,7 +1,9 @@
 """The Analyzer: status kinds -> HJ 212 flags, range -> T, scaling, health counters, backoff of a
 dead analyzer, several analyzers on one bus, per-analyzer poll periods (fake bus, real firmware code)."""
 import json
-from analyzer import Analyzer, status_flag, _CODE, _BITS, _ASCII, BACKOFF_CAP_MS
+from analyzer import Analyzer, status_flag, BACKOFF_CAP_MS
+
+_CODE, _BITS, _ASCII = 0, 1, 2  # analyzer's status kinds (const(): not importable on MicroPython)
 from modbus_master import ModbusMaster
 from regencode import encode
 from config import validate_config

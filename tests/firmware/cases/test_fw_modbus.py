@@ -193,9 +193,9 @@ def test_master_every_function_code_both_framings():
         assert m.read_registers(3, 4, 7, 1, 200) == [0xBEEF]
         assert m.read_bits(3, 1, 4, 3, 200) == [0, 1, 0]
         assert m.read_bits(3, 2, 0, 10, 200) == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-        assert m.write_coil(3, 6, True, 200) is True and u.bits[1][6] == 1
-        assert m.write_register(3, 101, 0xABCD, 200) is True and u.regs[3][101] == 0xABCD
-        assert m.write_registers(3, 200, [1, 2, 3], 200) is True and u.regs[3][202] == 3
+        assert m.request(3, 5, 6, True, 200) is True and u.bits[1][6] == 1
+        assert m.request(3, 6, 101, 0xABCD, 200) is True and u.regs[3][101] == 0xABCD
+        assert m.request(3, 16, 200, [1, 2, 3], 200) is True and u.regs[3][202] == 3
         assert m.read_registers(3, 3, 200, 3, 200) == [1, 2, 3]
         raises(ValueError, m.read_registers, 3, 1, 0, 1, 200)
         raises(ValueError, m.read_bits, 3, 3, 0, 1, 200)

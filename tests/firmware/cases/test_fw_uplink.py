@@ -145,7 +145,7 @@ def test_overflow_drops_oldest_reports_in_status_and_event():
         st = json.loads(r.mqtt.status()[-1][1])
         assert st["dropped"] == q.dropped
         seqs = [d["seq"] for d in _records(r.mqtt)]
-        assert seqs == list(range(301 - len(seqs), 301))  # the newest, contiguous
+        assert seqs == list(range(301 - len(seqs), 301)), seqs  # the newest, contiguous
     finally:
         r.done()
 
