@@ -41,6 +41,26 @@ def frame(body):
     return out
 
 
+def _write_schema(f, params):
+    """The schema frame (the codes joined by ","), written piece by piece with a running CRC: no
+    block the size of the whole list is needed (a segment may start in a fragmented heap, where a
+    140-byte join failed and cost the record being stored). Codes are ASCII (config.py)."""
+    n = len(params) - 1
+    for p in params:
+        n += len(p)
+    head = bytearray()
+    put_uvarint(head, n)
+    f.write(head)
+    c = 0
+    sep = b""
+    for p in params:
+        piece = sep + p.encode()
+        c = crc32(piece, c)
+        f.write(piece)
+        sep = b","
+    f.write(bytes((c & 0xFF, (c >> 8) & 0xFF)))
+
+
 def _size(path):
     try:
         return os.stat(path)[6]
@@ -219,7 +239,7 @@ class FlashQueue:
         self._enforce_bound()
         path = self._path(seq)
         with open(path, "wb") as f:
-            f.write(frame(",".join(params).encode()))
+            _write_schema(f, params)
         self._add_seg(seq, _size(path))
         self._tail = State()
         if self._tail_schema != params:  # a new schema; the same one (segment full) keeps its list

@@ -1,4 +1,4 @@
-"""`make bench` part: the firmware's figures. The smallest `-X heapsize` (64k first) in which the real
+"""`make bench` part: the firmware's figures. The smallest `-X heapsize` (from 60k up; the goal is 64k) in which the real
 firmware (.mpy built by mpy-cross in a ROMFS image executed in place, MicroPython unix port) polls
 4 analyzers x 5 values for 1,000 cycles without a MemoryError (and the same for .mpy files loaded
 into the heap, as from LittleFS), its peak and live heap and the code's share of it; flash bytes per
@@ -264,7 +264,7 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     return out
 
 
-HEAPS = ("64k", "72k", "80k", "88k", "96k", "104k", "112k", "128k")
+HEAPS = ("60k", "61k", "62k", "63k", "64k", "72k", "80k", "88k", "96k", "104k", "112k", "128k")
 
 
 def run(results: dict) -> None:
@@ -292,7 +292,7 @@ def run(results: dict) -> None:
                     print("    " + run1["tail"].strip().splitlines()[-1][:200])
                 if run1["ok"]:
                     fw["heap_size_needed"] = heap
-                    fw["runs_in_64k"] = heap == "64k"
+                    fw["runs_in_64k"] = int(heap[:-1]) <= 64
                     fw["heap_peak_bytes"] = run1["peak"]  # gc.mem_alloc high-water, garbage included
                     fw["heap_live_bytes"] = run1["live"]  # after a collection: what the node really holds
                     fw["heap_live_at_start"] = run1["start_live"]
@@ -361,7 +361,7 @@ def run(results: dict) -> None:
     fw["wire_ms_per_transaction_9600"] = round(wire_bytes * 10 / 9600 * 1000, 1)
     print(f"\n{'firmware (MicroPython unix port, 64-bit, .mpy in a ROMFS image)':62} {'value':>12}")
     small = fw.get("replay_heap")
-    rows = [("smallest -X heapsize that held 1000 cycles (64k first)", fw.get("heap_size_needed"), ""),
+    rows = [("smallest -X heapsize that held 1000 cycles (goal 64k)", fw.get("heap_size_needed"), ""),
             ("  heap peak gc.mem_alloc (garbage included) there", fw.get("heap_peak_bytes"), "bytes"),
             ("  heap live after gc.collect, max over cycles", fw.get("heap_live_bytes"), "bytes"),
             ("  of which code (the node's modules, from ROMFS)", fw.get("code_bytes_in_heap"), "bytes"),
