@@ -230,3 +230,77 @@ def recv_available(sock, wait_ms=500):
         out += chunk
         t = 50
     return out
+
+
+# ---- a Node on fakes (the uplink tests) ----
+
+def cod_slave():
+    """Unit 1: COD 35.2 (float32 at 0), status 0 (a code map: 0 -> N)."""
+    s = FakeSlave(1, {2: 0, 3: 1})
+    s.set_float(3, 0, 35.2)
+    return s
+
+
+class NodeRig:
+    """A Node on FakeHW (one COD analyzer, host "cod") and FakeMQTT, stepped by tick()."""
+
+    def __init__(self, cfg=None, hw_extra=None):
+        from config import validate_config
+        from node import Node
+        self.dir = make_tmpdir()
+        self.cfg = validate_config(cfg or good_config())
+        self.hw = FakeHW(self.dir, {"cod": cod_slave()})
+        if hw_extra:
+            for k in hw_extra:
+                setattr(self.hw, k, hw_extra[k])
+        self.mqtt = FakeMQTT()
+        self.lines = []
+        self.node = Node(self.cfg, self.hw, self.mqtt, log=self.log)
+
+    def log(self, line):
+        # Keep every line but the routine cycle lines (all but the last): long runs stay small in the heap.
+        if self.lines and self.lines[-1].startswith("cycle "):
+            self.lines.pop()
+        self.lines.append(line)
+
+    def tick(self, n=1):
+        for _ in range(n):
+            self.hw.clock.t += 10000
+            self.node.cycle()
+
+    def reconnect(self):
+        self.mqtt.fail_connect = False
+        self.mqtt.fail_publish = False
+        self.node.mqtt_backoff.retry_now()
+
+    def done(self):
+        self.node.queue.close()
+        rmtree(self.dir)
+
+
+# ---- an MQTTClient on a loopback socket whose far end the test holds ----
+
+def loopback_client(script, **kw):
+    """(client, server socket, [the accepted peer]); `script`: bytes the peer has already sent
+    when the client connects (replies queued before the client even asks)."""
+    from mqtt import MQTTClient, default_socket_factory
+    srv, port = loopback_server()
+    peer = []
+
+    def factory(host, p, timeout_ms):
+        s = default_socket_factory(host, p, timeout_ms)
+        conn = srv.accept()[0]
+        if script:
+            conn.send(script)
+        peer.append(conn)
+        return s
+
+    c = MQTTClient("node1", "127.0.0.1", port, socket_factory=factory, **kw)
+    return c, srv, peer
+
+
+def close_loopback(c, srv, peer):
+    c.close()
+    for p in peer:
+        p.close()
+    srv.close()

@@ -7,12 +7,9 @@ from binascii import hexlify, unhexlify
 from reccodec import State, encode, decode
 from flashqueue import FlashQueue, schema_list
 from hmac_sha256 import HmacSha256
-from mqtt import MQTTClient, MQTTError, MQTTTimeout, build_connect, build_publish, build_publish_header
-from mqtt import default_socket_factory
-from node import Node
-from config import validate_config
-from fakes import (FakeSlave, FakeHW, FakeMQTT, good_config, make_tmpdir, rmtree, raises,
-                   loopback_server, recv_available)
+from mqtt import MQTTError, MQTTTimeout, build_connect, build_publish, build_publish_header
+from fakes import (NodeRig, good_config, make_tmpdir, rmtree, raises, recv_available,
+                   loopback_client, close_loopback)
 
 KEY = "00112233445566778899aabbccddeeff"
 TS0 = 1764000000000
@@ -336,29 +333,6 @@ CONNACK_OK = b"\x20\x02\x00\x00"
 TOPIC = "edge/v1/s/n/data"
 
 
-def _client(script, **kw):
-    srv, port = loopback_server()
-    peer = []
-
-    def factory(host, p, timeout_ms):
-        s = default_socket_factory(host, p, timeout_ms)
-        conn = srv.accept()[0]
-        if script:
-            conn.send(script)
-        peer.append(conn)
-        return s
-
-    c = MQTTClient("node1", "127.0.0.1", port, socket_factory=factory, **kw)
-    return c, srv, peer
-
-
-def _close(c, srv, peer):
-    c.close()
-    for p in peer:
-        p.close()
-    srv.close()
-
-
 def _gen(parts):
     """Pieces built one after the other in one reused buffer, as the node's batch does."""
     buf = bytearray()
@@ -375,7 +349,7 @@ def test_publish_stream_bytes():
     joined = b""
     for p in parts:
         joined += bytes(p)
-    c, srv, peer = _client(CONNACK_OK + b"\x40\x02\x00\x01")
+    c, srv, peer = loopback_client(CONNACK_OK + b"\x40\x02\x00\x01")
     try:
         c.connect()
         assert c.publish(TOPIC, _gen(parts), 1, False, length=len(joined)) == 1
@@ -385,11 +359,11 @@ def test_publish_stream_bytes():
         assert sent[:len(conn)] == conn
         assert sent[len(conn):] == build_publish(TOPIC, joined, 1, False, 1), sent
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)
 
 
 def _check_short(parts, length):
-    c, srv, peer = _client(CONNACK_OK, timeout_ms=1000)
+    c, srv, peer = loopback_client(CONNACK_OK, timeout_ms=1000)
     try:
         c.connect()
         e = raises(MQTTError, c.publish, TOPIC, _gen(parts), 1, False, None, length)
@@ -406,7 +380,7 @@ def _check_short(parts, length):
         assert pub[len(hdr):] == joined[:len(pub) - len(hdr)]  # only whole pieces of the real payload
         return e
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)
 
 
 def test_publish_stream_overrun():
@@ -424,52 +398,17 @@ def test_publish_stream_underrun():
 
 
 def test_publish_stream_error_closes():
-    c, srv, peer = _client(CONNACK_OK, timeout_ms=1000)
+    c, srv, peer = loopback_client(CONNACK_OK, timeout_ms=1000)
     try:
         c.connect()
         raises(MQTTError, c.publish, TOPIC, _gen([b"abc"]), 1, False, None, 4)
         assert not c.connected
         raises(MQTTError, c.publish, TOPIC, b"x", 1)  # closed: no publish until reconnected
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)
 
 
 # ---- 7. the node's streamed, signed batch replay ----
-
-def _slave():
-    s = FakeSlave(1, {2: 0, 3: 1})
-    s.set_float(3, 0, 35.2)
-    return s
-
-
-class _Rig:
-    def __init__(self, cfg):
-        self.dir = make_tmpdir()
-        self.cfg = validate_config(cfg)
-        self.hw = FakeHW(self.dir, {"cod": _slave()})
-        self.mqtt = FakeMQTT()
-        self.lines = []
-        self.node = Node(self.cfg, self.hw, self.mqtt, log=self.log)
-
-    def log(self, line):
-        if self.lines and self.lines[-1].startswith("cycle "):
-            self.lines.pop()
-        self.lines.append(line)
-
-    def tick(self, n=1):
-        for _ in range(n):
-            self.hw.clock.t += 10000
-            self.node.cycle()
-
-    def reconnect(self):
-        self.mqtt.fail_connect = False
-        self.mqtt.fail_publish = False
-        self.node.mqtt_backoff.retry_now()
-
-    def done(self):
-        self.node.queue.close()
-        rmtree(self.dir)
-
 
 def _verify_sig(mac, payload):
     i = payload.rfind(b',"sig":"')
@@ -481,7 +420,7 @@ def _verify_sig(mac, payload):
 
 def _replay(cfg, n):
     cfg["key"] = KEY
-    r = _Rig(cfg)
+    r = NodeRig(cfg)
     mac = HmacSha256(unhexlify(KEY))
     try:
         r.mqtt.fail_connect = True

@@ -1,7 +1,7 @@
 import mqtt
 from mqtt import (encode_remaining_length, decode_remaining_length, build_connect, build_publish,
-                  build_puback, MQTTClient, MQTTConnectError, MQTTTimeout, default_socket_factory)
-from fakes import raises, loopback_server, recv_available
+                  build_puback, MQTTConnectError, MQTTTimeout)
+from fakes import raises, recv_available, loopback_client, close_loopback
 
 CONNACK_OK = b"\x20\x02\x00\x00"
 
@@ -44,32 +44,9 @@ def test_publish_packets():
     assert build_puback(258) == b"\x40\x02\x01\x02"
 
 
-def _client_with_script(script, **kw):
-    srv, port = loopback_server()
-    peer = []
-
-    def factory(host, p, timeout_ms):
-        s = default_socket_factory(host, p, timeout_ms)
-        conn = srv.accept()[0]
-        if script:
-            conn.send(script)  # replies queued before the client even asks
-        peer.append(conn)
-        return s
-
-    c = MQTTClient("node1", "127.0.0.1", port, socket_factory=factory, **kw)
-    return c, srv, peer
-
-
-def _close(c, srv, peer):
-    c.close()
-    for p in peer:
-        p.close()
-    srv.close()
-
-
 def test_client_connect_publish_puback():
     will = ("edge/v1/s/n/status", b'{"state":"offline"}', 1, True)
-    c, srv, peer = _client_with_script(CONNACK_OK + b"\xd0\x00" + b"\x40\x02\x00\x01", will=will,
+    c, srv, peer = loopback_client(CONNACK_OK + b"\xd0\x00" + b"\x40\x02\x00\x01", will=will,
                                        user="u", password="pw", keepalive=30)
     try:
         c.connect()
@@ -79,33 +56,33 @@ def test_client_connect_publish_puback():
         conn = build_connect("node1", 30, "u", "pw", True, will[0], will[1], 1, True)
         assert sent == conn + build_publish("edge/v1/s/n/data", b"{}", 1, False, 1)
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)
 
 
 def test_client_puback_timeout_closes():
-    c, srv, peer = _client_with_script(CONNACK_OK + b"\x40\x02\x00\x07", timeout_ms=300)
+    c, srv, peer = loopback_client(CONNACK_OK + b"\x40\x02\x00\x07", timeout_ms=300)
     try:
         c.connect()
         e = raises(MQTTTimeout, c.publish, "t", b"x", 1)  # PUBACK for another packet id only
         assert "PUBACK" in str(e)
         assert not c.connected
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)
 
 
 def test_client_connack_refused():
     for rc, word in ((4, "user name or password"), (5, "not authorized"), (1, "protocol")):
-        c, srv, peer = _client_with_script(bytes([0x20, 2, 0, rc]))
+        c, srv, peer = loopback_client(bytes([0x20, 2, 0, rc]))
         try:
             e = raises(MQTTConnectError, c.connect)
             assert e.code == rc and word in str(e), str(e)
             assert not c.connected
         finally:
-            _close(c, srv, peer)
+            close_loopback(c, srv, peer)
 
 
 def test_client_maintain_pings_and_disconnect():
-    c, srv, peer = _client_with_script(CONNACK_OK + b"\xd0\x00", keepalive=1)
+    c, srv, peer = loopback_client(CONNACK_OK + b"\xd0\x00", keepalive=1)
     try:
         c.connect()
         recv_available(peer[0])
@@ -121,4 +98,4 @@ def test_client_maintain_pings_and_disconnect():
         assert recv_available(peer[0]) == b"\xe0\x00"
         assert not c.connected
     finally:
-        _close(c, srv, peer)
+        close_loopback(c, srv, peer)

@@ -5,49 +5,13 @@ from binascii import unhexlify
 from node import Node
 from config import validate_config
 from hmac_sha256 import HmacSha256
-from fakes import FakeSlave, FakeHW, FakeMQTT, good_config, make_tmpdir, rmtree
+from fakes import NodeRig, FakeHW, FakeMQTT, good_config, make_tmpdir, rmtree, cod_slave
 import compat
 
 KEY = "00112233445566778899aabbccddeeff"
 
 
-def _slave():
-    s = FakeSlave(1, {2: 0, 3: 1})
-    s.set_float(3, 0, 35.2)
-    return s
-
-
-class _Rig:
-    def __init__(self, cfg=None, hw_extra=None):
-        self.dir = make_tmpdir()
-        self.cfg = validate_config(cfg or good_config())
-        self.hw = FakeHW(self.dir, {"cod": _slave()})
-        if hw_extra:
-            for k in hw_extra:
-                setattr(self.hw, k, hw_extra[k])
-        self.mqtt = FakeMQTT()
-        self.lines = []
-        self.node = Node(self.cfg, self.hw, self.mqtt, log=self.log)
-
-    def log(self, line):
-        # Keep every line but the routine cycle lines (all but the last): long runs stay small in the heap.
-        if self.lines and self.lines[-1].startswith("cycle "):
-            self.lines.pop()
-        self.lines.append(line)
-
-    def tick(self, n=1):
-        for _ in range(n):
-            self.hw.clock.t += 10000
-            self.node.cycle()
-
-    def reconnect(self):
-        self.mqtt.fail_connect = False
-        self.mqtt.fail_publish = False
-        self.node.mqtt_backoff.retry_now()
-
-    def done(self):
-        self.node.queue.close()
-        rmtree(self.dir)
+_Rig = NodeRig
 
 
 def _records(mqtt):
@@ -256,7 +220,7 @@ def test_legacy_seq_file_is_continued():
         with open(d + "/seq", "w") as f:
             f.write("41\n")
         m = FakeMQTT()
-        n = Node(validate_config(good_config()), FakeHW(d, {"cod": _slave()}), m, log=lambda s: None)
+        n = Node(validate_config(good_config()), FakeHW(d, {"cod": cod_slave()}), m, log=lambda s: None)
         n.cycle()
         assert json.loads(m.data()[0][1])["seq"] == 42
         n.queue.close()
