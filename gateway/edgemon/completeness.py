@@ -5,6 +5,8 @@ JSON so the drain saves it atomically with its cursor and it survives restarts.
 A node's state keeps its first and highest seq and the gaps below the highest (ranges not received
 yet): a late record (a replay batch) fills its gap; a seq that is neither new nor in a gap is a
 duplicate. Gaps are few in practice; past MAX_GAPS the oldest are given up on (still missing).
+A record that turns up later from a given-up range counts as received, not as a duplicate: replays
+of old records are what fills such ranges, while a node resends (duplicates) only recent records.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ MAX_GAPS = 1000
 
 
 class NodeCompleteness:
-    __slots__ = ("first", "last", "received", "duplicates", "gaps", "given_up")
+    __slots__ = ("first", "last", "received", "duplicates", "gaps", "given_up", "given_up_hi")
 
     def __init__(self, first: int | None = None, last: int | None = None, received: int = 0,
-                 duplicates: int = 0, gaps: list[list[int]] | None = None, given_up: int = 0):
+                 duplicates: int = 0, gaps: list[list[int]] | None = None, given_up: int = 0,
+                 given_up_hi: int | None = None):
         self.first = first
         self.last = last
         self.received = received
         self.duplicates = duplicates
         self.gaps = gaps if gaps is not None else []  # sorted [lo, hi] inclusive, all < last
         self.given_up = given_up  # missing records in gaps no longer tracked
+        self.given_up_hi = given_up_hi  # the highest seq of those gaps (None: none given up)
 
     @property
     def expected(self) -> int:
@@ -49,6 +53,7 @@ class NodeCompleteness:
                 if len(self.gaps) > MAX_GAPS:
                     lo, hi = self.gaps.pop(0)
                     self.given_up += hi - lo + 1
+                    self.given_up_hi = hi
             self.last = seq
             self.received += 1
             return True
@@ -73,16 +78,21 @@ class NodeCompleteness:
                 return True
             if lo > seq:
                 break
+        if self.given_up and self.given_up_hi is not None and seq <= self.given_up_hi:
+            self.given_up -= 1  # late from a range no longer tracked (see the module docstring)
+            self.received += 1
+            return True
         self.duplicates += 1
         return False
 
     def to_json(self) -> list[Any]:
-        return [self.first, self.last, self.received, self.duplicates, self.gaps, self.given_up]
+        return [self.first, self.last, self.received, self.duplicates, self.gaps, self.given_up, self.given_up_hi]
 
     @classmethod
     def from_json(cls, doc: list[Any]) -> NodeCompleteness:
-        first, last, received, duplicates, gaps, given_up = doc
-        return cls(first, last, received, duplicates, [list(g) for g in gaps], given_up)
+        first, last, received, duplicates, gaps, given_up = doc[:6]
+        given_up_hi = doc[6] if len(doc) > 6 else None  # state saved before this field existed
+        return cls(first, last, received, duplicates, [list(g) for g in gaps], given_up, given_up_hi)
 
 
 class Completeness:

@@ -122,6 +122,22 @@ def test_completeness_gaps_late_records_and_duplicates():
     assert (nc.first, nc.missing, nc.expected) == (8, 4, 13)
 
 
+def test_completeness_late_record_from_a_given_up_gap_is_received_not_a_duplicate(monkeypatch):
+    from edgemon import completeness
+    monkeypatch.setattr(completeness, "MAX_GAPS", 2)
+    nc = NodeCompleteness()
+    for seq in (1, 3, 5, 7):  # gaps [2], [4], [6]: the first is given up on
+        nc.add(seq)
+    assert nc.gaps == [[4, 4], [6, 6]] and nc.given_up == 1 and nc.missing == 3
+    assert nc.add(2) is True  # the replay brings it after all
+    assert (nc.received, nc.duplicates, nc.missing, nc.given_up) == (5, 0, 2, 0)
+    assert nc.add(3) is False and nc.duplicates == 1  # a real duplicate: nothing left given up
+    saved = NodeCompleteness.from_json(json.loads(json.dumps(nc.to_json())))
+    assert saved.to_json() == nc.to_json()
+    old = NodeCompleteness.from_json([1, 7, 4, 0, [[4, 4]], 1])  # state saved by the previous version
+    assert old.given_up_hi is None and old.add(2) is False  # unknown range: counted as before
+
+
 @given(st.lists(st.integers(0, 200), max_size=300))
 def test_completeness_matches_a_set(seqs):
     c = Completeness()
