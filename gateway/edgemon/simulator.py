@@ -91,15 +91,87 @@ def cod_profile(base: float = 30.0, amplitude: float = 8.0, noise: float = 0.8,
                            waveform=Waveform(base, amplitude, noise, period_s), word_order=word_order)
 
 
-class AnalyzerSimulator:
+class _ServerThread:
+    """A pymodbus TCP server (RTU or socket framing) on host:port in a thread of its own, with its
+    own event loop; start() returns once it listens (or raises why it could not), stop() shuts it
+    down. Subclasses say what it serves: _devices(), _framer, _label() and _describe()."""
+
+    _framer = FramerType.RTU
+
+    def __init__(self, host: str, port: int):
+        from .stack import free_port
+
+        self.host = host
+        self.port = port or free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: ModbusTcpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    def _devices(self):
+        raise NotImplementedError
+
+    def _label(self) -> str:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        return self._label()
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        return data
+
+    async def _serve(self):
+        self._server = ModbusTcpServer(self._devices(), framer=self._framer, address=(self.host, self.port),
+                                       trace_packet=self._trace_packet)
+        await self._server.serve_forever(background=True)  # listening once this returns
+        self._started.set()
+        await self._server.serving
+
+    def _run(self):
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._start_error = exc
+            self._started.set()
+        finally:
+            self._loop.close()
+
+    def start(self, timeout_s: float = 10.0):
+        self._thread = threading.Thread(target=self._run, name=f"sim-{self._label()}-{self.port}", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout_s):
+            raise RuntimeError(f"{self._label()} simulator did not start on port {self.port}")
+        if self._start_error:
+            raise RuntimeError(f"{self._label()} simulator failed on port {self.port}: {self._start_error}")
+        log.info("%s on %s:%d", self._describe(), self.host, self.port)
+        return self
+
+    def stop(self):
+        if self._loop and self._server and self._loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
+            try:
+                fut.result(timeout=5)
+            except Exception:  # shutting down anyway
+                pass
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class AnalyzerSimulator(_ServerThread):
     """Serves one analyzer profile on 127.0.0.1:port with Modbus RTU framing over TCP, in its own thread."""
 
     def __init__(self, profile: AnalyzerProfile, port: int = 0, unit: int = 1, host: str = "127.0.0.1"):
-        from .stack import free_port
-
+        super().__init__(host, port)
         self.profile = profile
-        self.host = host
-        self.port = port or free_port()
         self.unit = unit
         self._lock = threading.Lock()
         self._fixed: float | None = None
@@ -107,11 +179,6 @@ class AnalyzerSimulator:
         self._fault: str | None = None
         self.requests = 0           # how many requests reached the analyzer
         self.last_served: float | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusTcpServer | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
 
     # --- what tests and the demo control -------------------------------------------------------
     def set_value(self, value: float | None):
@@ -155,54 +222,19 @@ class AnalyzerSimulator:
             return b""  # the analyzer hears the request and never answers
         return data
 
-    def _device(self) -> SimDevice:
+    def _devices(self):
         initial = self.profile.registers(self.profile.waveform.base, self._status)
         return SimDevice(id=self.unit, simdata=[SimData(0, values=initial, datatype=DataType.REGISTERS)],
                          action=self._on_access)
 
-    async def _serve(self):
-        self._server = ModbusTcpServer(self._device(), framer=FramerType.RTU, address=(self.host, self.port),
-                                       trace_packet=self._trace_packet)
-        await self._server.serve_forever(background=True)  # listening once this returns
-        self._started.set()
-        await self._server.serving
+    def _label(self) -> str:
+        return self.profile.name
 
-    def _run(self):
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start(); the thread must not die silently
-            self._start_error = exc
-            self._started.set()
-        finally:
-            self._loop.close()
+    def _describe(self) -> str:
+        return f"analyzer {self.profile.name} (unit {self.unit})"
 
     def start(self, timeout_s: float = 10.0) -> "AnalyzerSimulator":
-        self._thread = threading.Thread(target=self._run, name=f"sim-{self.profile.name}-{self.port}", daemon=True)
-        self._thread.start()
-        if not self._started.wait(timeout_s):
-            raise RuntimeError(f"simulator {self.profile.name} did not start on port {self.port}")
-        if self._start_error:
-            raise RuntimeError(f"simulator {self.profile.name} failed on port {self.port}: {self._start_error}")
-        log.info("analyzer %s (unit %d) on %s:%d", self.profile.name, self.unit, self.host, self.port)
-        return self
-
-    def stop(self):
-        if self._loop and self._server and self._loop.is_running():
-            fut = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
-            try:
-                fut.result(timeout=5)
-            except Exception:  # shutting down anyway
-                pass
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        return super().start(timeout_s)
 
 
 
@@ -297,25 +329,18 @@ class SimUnit:
         return regs
 
 
-class BusSimulator:
+class BusSimulator(_ServerThread):
     """Several simulated analyzers (unit ids) on one port: an RS-485 line behind a serial server
     (framing "rtu": Modbus RTU over TCP) or an Ethernet analyzer/PLC (framing "tcp": Modbus TCP)."""
 
     def __init__(self, port: int = 0, framing: str = "rtu", host: str = "127.0.0.1"):
-        from .stack import free_port
-
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
+        super().__init__(host, port)
         self.framing = framing
-        self.host = host
-        self.port = port or free_port()
+        self._framer = FRAMINGS[framing]
         self.units: dict[int, SimUnit] = {}
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: ModbusTcpServer | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
 
     # --- what tests, the demo and `edgemon simulate` control -----------------------------------
     def add(self, unit: int, profile: str, profiles_dir: Path | None = None) -> SimUnit:
@@ -401,53 +426,19 @@ class BusSimulator:
         return SimDevice(id=u.unit, simdata=tuple(blocks),
                          action=functools.partial(self._on_access, u.unit))
 
-    async def _serve(self):
-        devices = [self._device(u) for u in self.units.values()]
-        self._server = ModbusTcpServer(devices, framer=FRAMINGS[self.framing], address=(self.host, self.port),
-                                       trace_packet=self._trace_packet)
-        await self._server.serve_forever(background=True)
-        self._started.set()
-        await self._server.serving
+    def _devices(self):
+        return [self._device(u) for u in self.units.values()]
 
-    def _run(self):
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start(); the thread must not die silently
-            self._start_error = exc
-            self._started.set()
-        finally:
-            self._loop.close()
+    def _label(self) -> str:
+        return "bus"
+
+    def _describe(self) -> str:
+        return f"bus {self.framing}: " + ", ".join(f"unit {u.unit} {u.profile_name}" for u in self.units.values())
 
     def start(self, timeout_s: float = 10.0) -> "BusSimulator":
         if not self.units:
             raise ValueError("add at least one unit before start()")
-        self._thread = threading.Thread(target=self._run, name=f"sim-bus-{self.port}", daemon=True)
-        self._thread.start()
-        if not self._started.wait(timeout_s):
-            raise RuntimeError(f"bus simulator did not start on port {self.port}")
-        if self._start_error:
-            raise RuntimeError(f"bus simulator failed on port {self.port}: {self._start_error}")
-        log.info("bus %s on %s:%d: %s", self.framing, self.host, self.port,
-                 ", ".join(f"unit {u.unit} {u.profile_name}" for u in self.units.values()))
-        return self
-
-    def stop(self):
-        if self._loop and self._server and self._loop.is_running():
-            fut = asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop)
-            try:
-                fut.result(timeout=5)
-            except Exception:  # shutting down anyway
-                pass
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        return super().start(timeout_s)
 
 
 def _crc16(data: bytes) -> int:
