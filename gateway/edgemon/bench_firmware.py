@@ -169,6 +169,52 @@ print("code", gc.mem_alloc() - base)
 """
 
 
+# One Modbus transaction (FC03, 10 registers = 5 float32) through the firmware's own master and TCP
+# transport, against the bench slave on loopback, beside the same request/response bytes through a
+# bare socket in the same interpreter: the difference is the firmware's CPU time per transaction
+# (framing, CRC, checks), which a real bus adds to its wire time.
+_TXN_PROBE = """
+import os, sys, time, socket, select
+if os.getenv("EDGEMON_ROMFS"):
+    import uctypes, vfs
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(*[int(x) for x in os.getenv("EDGEMON_ROMFS").split(":")])), "/rom")
+    sys.path.insert(0, "/rom")
+from modbus_master import ModbusMaster
+from transport_tcp import TcpTransport
+from modbus_rtu import build_request
+port, n = int(sys.argv[1]), int(sys.argv[2])
+m = ModbusMaster(TcpTransport("127.0.0.1", port, "rtu"))
+m.read_registers(1, 3, 0, 10, 1000)
+t0 = time.ticks_us()
+for _ in range(n):
+    m.read_registers(1, 3, 0, 10, 1000)
+fw = time.ticks_diff(time.ticks_us(), t0) / n
+s = socket.socket()
+s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+p = select.poll()
+p.register(s, select.POLLIN)
+req = build_request(1, 3, 0, 10)
+t0 = time.ticks_us()
+for _ in range(n):
+    s.send(req)
+    got = 0
+    while got < 25:
+        p.poll(1000)
+        got += len(s.recv(25 - got))
+raw = time.ticks_diff(time.ticks_us(), t0) / n
+print("txn_us %.1f raw_us %.1f" % (fw, raw))
+"""
+
+
+def _transaction_us(mpy: Path, work: Path, slave_port: int, n: int = 2000) -> tuple[float, float] | None:
+    probe = work / "probe_txn.py"
+    probe.write_text(_TXN_PROBE)
+    argv, env = _fw(MODE, mpy, "64k", str(probe), str(slave_port), str(n))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    m = re.search(r"^txn_us ([\d.]+) raw_us ([\d.]+)$", r.stdout, re.M)
+    return (float(m.group(1)), float(m.group(2))) if m else None
+
+
 def _code_bytes(mpy: Path, work: Path, modules: list[str], mode: str = MODE) -> int | None:
     """Heap taken by just importing the modules the running node holds: its code share."""
     modules = [m for m in modules if m not in ("__main__", "main", "romboot")]  # main would run the node
@@ -278,6 +324,10 @@ def run(results: dict) -> None:
             bpr = _bytes_per_record(work)
             fw["bytes_per_record"] = round(bpr, 1)
             fw["days_in_2mb"] = round(2 * 1024 * 1024 / (bpr * 1440), 1)
+            txn = _transaction_us(mpy, work, slave.port)
+            if txn is not None:
+                fw["modbus_txn_us"], fw["modbus_txn_raw_socket_us"] = round(txn[0], 1), round(txn[1], 1)
+                fw["modbus_txn_cpu_beyond_io_us"] = round(txn[0] - txn[1], 1)
 
             # Heap: 1,000 poll cycles of 4 analyzers x 5 values (poll 0: as fast as the analyzers
             # answer; the heap a cycle needs does not depend on the period), smallest heap that holds.
@@ -371,6 +421,11 @@ def run(results: dict) -> None:
             ("  heap live after gc.collect there", fw.get("profiles_config_heap_live_bytes"), "bytes"),
             ("same, .mpy loaded into the heap (LittleFS): smallest heap", fw.get("heap_size_needed_mpy_in_heap"), ""),
             ("  heap live after gc.collect there", fw.get("heap_live_bytes_mpy_in_heap"), "bytes"),
+            ("Modbus transaction (FC03, 10 registers) via the firmware, loopback", fw.get("modbus_txn_us"), "us"),
+            ("  reference: the same bytes through a bare socket, same run", fw.get("modbus_txn_raw_socket_us"), "us"),
+            ("  firmware CPU per transaction beyond the I/O", fw.get("modbus_txn_cpu_beyond_io_us"), "us"),
+            ("  reference: wire time of one such transaction at 9600 baud",
+             round(fw["wire_ms_per_transaction_9600"] * 1000), "us"),
             ("poll cycle, loopback: 4 Modbus requests + store + publish", fw.get("cycle_ms"), "ms"),
             ("reference: wire time of those 4 requests at 9600 baud", 4 * fw["wire_ms_per_transaction_9600"], "ms"),
             ("flash per record, 10 float32 params, 1-min", fw.get("bytes_per_record"), "bytes"),
