@@ -158,7 +158,9 @@ class FlashQueue:
         self._tail_schema = params  # the node's params: the stored schema, if it matches, shares this list
         self._rd = None  # replay cursor, see _seek
         self._bad = []  # segments whose unreadable records were already counted
-        self._buf = bytearray(24 + 9 * len(params) if params else 128)  # frame buffer (_SegReader): a record's most
+        # The frame buffer every _SegReader of this queue reads into, sized for the longest record
+        # of params (9 bytes a reading at most, plus the head): grown if a longer frame turns up.
+        self._buf = bytearray(24 + 9 * len(params) if params else 128)
         # Back from flash: segments, torn tail cut, acknowledged segments dropped.
         call_once("queuerecover", "recover_queue", self)  # startup only: unloaded after
 

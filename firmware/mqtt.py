@@ -240,6 +240,7 @@ class MQTTClient:
                 payload = [payload.encode() if isinstance(payload, str) else payload]
             # Sent piece by piece: a replay batch never needs one large contiguous block.
             n = length
+            guard = n is not None  # pieces measured beforehand cannot overrun: no hold-back then
             if n is None:
                 n = 0
                 for p in payload:
@@ -251,7 +252,7 @@ class MQTTClient:
                 if k > n:
                     n -= k
                     break
-                if k == n and k:
+                if k == n and k and guard:
                     # The piece that completes the packet: its last byte waits until no further
                     # piece turns up, so a payload longer than announced never reaches the broker whole.
                     self._send(memoryview(p)[:k - 1])

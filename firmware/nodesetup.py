@@ -1,7 +1,7 @@
-"""Startup-only code of the node: building Node and Analyzer state from the config. Imported for the call through compat.call_once and unloaded after, so its bytecode is
-not in the heap while the node polls (the heap is the budget: see README "Heap")."""
+"""Startup-only code of the node: building Node and Analyzer state from the config (and the flash
+queue, first). Imported for the call through compat.call_once and unloaded after, so its bytecode
+is not in the heap while the node polls (the heap is the budget: see README "Heap")."""
 import gc
-import os
 from compat import ticks_ms, call_once
 from decode import register_count
 
@@ -56,9 +56,10 @@ def init_analyzer(self, cfg, master):
     self.poll_ms = int(cfg.get("poll_s", 0) * 1000)
     self.master = master
     values = cfg["values"]
-    # No attribute beyond what the poll loop reads: past 17 the instance's table grows to 29 slots
-    # (+0.2 KB per analyzer). One flat tuple, not the config dicts nor a tuple per value: 9 entries per value,
-    # (param, fc, type, order, mul, div, offset, low, high) at 9 * value index (-0.2 KB per analyzer).
+    # No attribute beyond what the poll loop reads: past 17 the instance's attribute table grows to
+    # its next size (~0.1 KB more per analyzer). One flat tuple, not the config dicts nor a tuple
+    # per value: 9 entries per value, (param, fc, type, order, mul, div, offset, low, high) at
+    # 9 * value index (-0.2 KB per analyzer).
     vals = []
     for v in values:
         mul, div = _scaling(v["scale"])
@@ -147,7 +148,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
         self.analyzers.append(a)
         acfg = a = None
         gc.collect()
-    # The queue, MQTT and backoff modules are loaded only now: with start.py's order, the analyzers'
+    # The MQTT and backoff modules are loaded only now: with start.py's order, the analyzers'
     # config is freed before their code objects join the heap (a lower startup peak).
     acfgs = masters = None
     gc.collect()
