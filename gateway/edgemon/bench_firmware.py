@@ -53,7 +53,7 @@ def _crc16(b: bytes) -> int:
     return c
 
 
-class _Slave:
+class BenchSlave:
     """Minimal Modbus RTU-over-TCP slave: FC03 from 10 registers (5 float32), any unit."""
 
     def __init__(self):
@@ -114,7 +114,7 @@ def _mosquitto(work: Path):
     raise RuntimeError("mosquitto did not start")
 
 
-def _config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
+def bench_node_config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
     analyzers = []
     for a in range(4):
         analyzers.append({
@@ -266,7 +266,7 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     dead_port = dead.getsockname()[1]
     dead.close()
     shutil.rmtree(work / "state", ignore_errors=True)
-    fill, _ = _run_fw(mpy, _config(work, slave_port, dead_port, 0.001), "256k", records)
+    fill, _ = _run_fw(mpy, bench_node_config(work, slave_port, dead_port, 0.001), "256k", records)
     if fill.returncode != 0:
         return {"error": "fill failed: " + (fill.stdout + fill.stderr)[-300:]}
     import paho.mqtt.client as paho
@@ -290,7 +290,7 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     time.sleep(0.3)
     log = work / f"replay-{heap}-{records}.log"
     t0 = time.perf_counter()
-    argv, env = _fw(MODE, mpy, heap, *_main_args(MODE), str(_config(work, slave_port, mqtt_port, 10)),
+    argv, env = _fw(MODE, mpy, heap, *_main_args(MODE), str(bench_node_config(work, slave_port, mqtt_port, 10)),
                     "--cycles", "2")
     proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     limit = 300
@@ -318,7 +318,7 @@ def run(results: dict) -> None:
     with tempfile.TemporaryDirectory(prefix="edgemon-benchfw-") as tmp:
         work = Path(tmp)
         mpy = build_mpy(work / "build")  # the .mpy the device would run (nodeproc.build_mpy)
-        slave = _Slave()
+        slave = BenchSlave()
         broker, mport = _mosquitto(work)
         try:
             bpr = _bytes_per_record(work)
@@ -331,7 +331,7 @@ def run(results: dict) -> None:
 
             # Heap: 1,000 poll cycles of 4 analyzers x 5 values (poll 0: as fast as the analyzers
             # answer; the heap a cycle needs does not depend on the period), smallest heap that holds.
-            cfg = _config(work, slave.port, mport, 0.001)
+            cfg = bench_node_config(work, slave.port, mport, 0.001)
             tried = {}
             for heap in HEAPS:
                 run1 = _heap_run(mpy, cfg, work, heap, 1000)
