@@ -6,7 +6,6 @@ import machine
 import network
 from clock import Clock
 
-STATE_ROOT = "/state"  # on LittleFS: rename is atomic and appends are committed on close
 
 
 def makedirs(path):
@@ -26,7 +25,12 @@ class Esp32HW:
     connect_network() and feed_watchdog(), which the node's loop calls."""
 
     def __init__(self, cfg):
-        self.state_dir = makedirs("%s/%s/%s" % (STATE_ROOT, cfg["site"], cfg["node"]))
+        # On LittleFS (rename is atomic, appends are committed on close): config state_dir, "state"
+        # by default, counted from the filesystem root as the board's working directory is "/".
+        root = cfg.get("state_dir") or "state"
+        if root[0] != "/":
+            root = "/" + root
+        self.state_dir = makedirs("%s/%s/%s" % (root, cfg["site"], cfg["node"]))
         self.mqtt_socket_factory = None  # plain TCP (mqtt.default_socket_factory)
         wd = cfg.get("watchdog_s", 120)
         # Longer than the longest blocking step (MQTT/NTP timeouts, every analyzer timing out).

@@ -50,5 +50,9 @@ def board_main(path="/node.json"):
 
 if sys.platform == "esp32":
     board_main()
+elif sys.argv[1:2] == ["--board"]:
+    # The board's own path (hw_esp32) on a PC: hil_tests/board_emulation provides machine, network
+    # and ntptime on the unix port. Not a device: see that folder's README.
+    board_main(sys.argv[2] if len(sys.argv) > 2 else "/node.json")
 else:
     main(sys.argv[1:])
