@@ -22,6 +22,17 @@ def _node(argv):
     return __import__("node").Node(cfg, hw), cycles
 
 
+def _board_node(path):
+    # As _node, for the board: start.py is unloaded before the Node is built.
+    got = _boot("board_node", path)
+    if got is None:
+        return None
+    cfg, hw = got
+    got = None
+    __import__("gc").collect()
+    return __import__("node").Node(cfg, hw), hw
+
+
 def main(argv):
     node, cycles = _node(argv)
     from compat import collect, mem_alloc
@@ -33,7 +44,7 @@ def main(argv):
 
 def board_main(path="/node.json"):
     """ESP32: anything escaping the node's loop resets the board, which then replays from flash."""
-    got = _boot("board_node", path)
+    got = _board_node(path)
     if got is None:
         return
     node, hw = got

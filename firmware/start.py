@@ -87,14 +87,14 @@ def start(argv):
 
 
 def board_node(path="/node.json"):
-    """ESP32: (node, hw) from /node.json, or None after printing why the config is bad (the board
-    then stays at the REPL with the reason; no watchdog armed yet)."""
+    """ESP32: (config, hw) from /node.json, or None after printing why the config is bad (the board
+    then stays at the REPL with the reason; no watchdog armed yet). main.py builds the Node once
+    this module is unloaded, as on a PC."""
     cfg, err = load(path)
     if err:
         print(err)
         return None
+    cfg["_once"] = 1  # Node may drop each analyzer's config once it is built (nodesetup.init_node)
+    _import_small_first()
     from hw_esp32 import Esp32HW
-    cfg["_once"] = 1
-    from node import Node
-    hw = Esp32HW(cfg)
-    return Node(cfg, hw), hw
+    return cfg, Esp32HW(cfg)
