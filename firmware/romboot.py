@@ -12,4 +12,5 @@ if not os.getenv("EDGEMON_ROMFS"):
 # "<address>:<size>" of the mapped image (no globals of its own: each name is a qstr for good).
 vfs.mount(vfs.VfsRom(uctypes.bytearray_at(*[int(x) for x in os.getenv("EDGEMON_ROMFS").split(":")])), "/rom")
 sys.path.insert(0, "/rom")
-import main  # noqa: E402,F401  (runs the node, exactly as on the board)
+# main (the PC entry), or boardmain under hil_tests/board_emulation: runs the node.
+__import__(os.getenv("EDGEMON_MAIN") or "main")

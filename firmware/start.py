@@ -82,14 +82,15 @@ def _start(argv):
 
 def start(argv):
     """PC: (config, hw, cycles) from the command line; exits 2 on a bad config or bad arguments.
-    main.py builds the Node once this module is unloaded (its code is not in the startup peak)."""
+    main.py builds the Node once this module is unloaded (its code is not in the startup peak).
+    config.py is unloaded by load() itself."""
     return _start(argv)
 
 
 def board_node(path="/node.json"):
     """ESP32: (config, hw) from /node.json, or None after printing why the config is bad (the board
-    then stays at the REPL with the reason; no watchdog armed yet). main.py builds the Node once
-    this module is unloaded, as on a PC."""
+    then stays at the REPL with the reason; no watchdog armed yet). boardmain.py builds the Node
+    once this module is unloaded, as main.py does on a PC."""
     cfg, err = load(path)
     if err:
         print(err)

@@ -1,4 +1,4 @@
-"""The board's own code path on a PC: `main.py --board` runs board_main(), hw_esp32.Esp32HW and
+"""The board's own code path on a PC: boardmain.py (the ESP32's entry) runs hw_esp32.Esp32HW and
 transport_uart.UartTransport under the MicroPython unix port, with hil_tests/board_emulation
 standing in for the ESP32's machine, network and ntptime modules (README there: what it is not).
 A real Mosquitto, and the pymodbus bus simulator as the serial device server behind "UART 1"."""
@@ -35,8 +35,7 @@ def _run_board(tmp_path, cfg_path, bus_port, seconds, heap="128k"):
     from edgemon.nodeproc import firmware_command
     log = tmp_path / "board.log"
     argv, env = firmware_command(heap, cfg_path, mode="romfs")
-    argv.insert(argv.index(str(cfg_path)), "--board")
-    env = dict(os.environ, **env, MICROPYPATH=EMULATION, EDGEMON_BOARD_LOG=str(log),
+    env = dict(os.environ, **env, MICROPYPATH=EMULATION, EDGEMON_MAIN="boardmain", EDGEMON_BOARD_LOG=str(log),
                EDGEMON_UART1="127.0.0.1:%d" % bus_port, EDGEMON_WIFI_SSID="plant-wifi", EDGEMON_WIFI_JOIN_MS="300")
     proc = subprocess.Popen(argv, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(seconds)

@@ -1,5 +1,5 @@
 """Board emulation for hil_tests (MicroPython unix port only): the parts of the ESP32's `machine`
-module the firmware uses, so that `main.py --board` runs hw_esp32.py and transport_uart.py on a PC.
+module the firmware uses, so that boardmain.py runs hw_esp32.py and transport_uart.py on a PC.
 Not a device: the timing, the UART FIFO and the watchdog are approximations (README here).
 
 - UART(n): a TCP connection to a serial device server (the bus simulator with RTU framing) named
