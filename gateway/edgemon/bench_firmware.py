@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .nodeproc import FIRMWARE_DIR, build_mpy, build_romfs, micropython_command
+from .simulator import crc16 as _crc16
 
 # How the firmware is stored on the device: "romfs" = .mpy in a memory-mapped romfs partition,
 # bytecode executed in place (MicroPython >= 1.25; edgemon.fwrom emulates the mapping); "mpy" = .mpy
@@ -41,18 +42,6 @@ def _main_args(mode: str) -> list[str]:
 
 PARAMS = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000", "w21017", "a21026", "a21002", "a34013",
           "a24088", "w01019", "w01020", "w21004", "w21005", "w21006", "w21007", "w21008", "w21009", "w21010"]
-_CRC = []
-
-
-def _crc16(b: bytes) -> int:
-    c = 0xFFFF
-    for x in b:
-        c ^= x
-        for _ in range(8):
-            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
-    return c
-
-
 class BenchSlave:
     """Minimal Modbus RTU-over-TCP slave: FC03 from 10 registers (5 float32), any unit."""
 

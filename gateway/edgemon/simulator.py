@@ -407,7 +407,7 @@ class BusSimulator(_ServerThread):
             i = 0 if self.framing == "rtu" else 6
             b[i] = b[i] % 247 + 1
             if self.framing == "rtu":  # a valid frame, just from the wrong address
-                crc = _crc16(bytes(b[:-2]))
+                crc = crc16(bytes(b[:-2]))
                 b[-2], b[-1] = crc & 0xFF, crc >> 8
             return bytes(b)
         return data
@@ -441,7 +441,8 @@ class BusSimulator(_ServerThread):
         return super().start(timeout_s)
 
 
-def _crc16(data: bytes) -> int:
+def crc16(data: bytes) -> int:
+    """Modbus RTU CRC-16 (reflected polynomial 0xA001, initial 0xFFFF), bit by bit."""
     crc = 0xFFFF
     for b in data:
         crc ^= b
