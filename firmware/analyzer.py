@@ -37,6 +37,17 @@ def status_flag(kind, reg, table, default):
     return default
 
 
+def _mark(members, got, x):
+    """got[value] = x for the values of one read block; True if the block holds the status."""
+    st = False
+    for k in range(0, len(members), 2):
+        if members[k] == _STATUS:
+            st = True
+        else:
+            got[members[k]] = x
+    return st
+
+
 class Analyzer:
     def __init__(self, cfg, master):
         # Startup-only code (block planning, scaling, config -> tuples) lives in nodesetup.py, which
@@ -64,9 +75,10 @@ class Analyzer:
             self._all(out, "B")
             return
         vals = self.vals  # 9 entries per value, see nodesetup.init_analyzer
-        got = [None] * (len(vals) // 9)  # raw decoded value per value index, or None if its block failed
+        got = [None] * (len(vals) // 9)  # raw decoded value per value index, None if its block failed, "B" if unanswered
         status = None
-        status_failed = False
+        status_bad = None  # the status register's failure: "D" (answered, not with data) or "B" (no answer)
+        answered = False
         # A known-dead analyzer gets one try, so it costs the others at most its own timeout.
         retries = 0 if self.fails else self.retries
         for fc, start, count, members in self.blocks:
@@ -77,19 +89,25 @@ class Analyzer:
                     data = self.master.read_registers(self.unit, fc, start, count, self.timeout_ms, retries,
                                                       self.health)
             except (ModbusTimeout, OSError):
-                # Silent analyzer (or link down): nothing else will answer either, stop here. (The
-                # exception is not kept: its traceback would stay in the heap; health counts it.)
-                self.fails += 1
-                back = _BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
-                self.resume = ticks_add(now, back if back < BACKOFF_CAP_MS else BACKOFF_CAP_MS)
-                self._all(out, "B")
-                return
+                if not answered:
+                    # Silent from its first request (or link down): dead, the rest would time out too.
+                    # (The exception is not kept: its traceback would stay in the heap; health counts it.)
+                    self.fails += 1
+                    back = _BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
+                    self.resume = ticks_add(now, back if back < BACKOFF_CAP_MS else BACKOFF_CAP_MS)
+                    self._all(out, "B")
+                    return
+                # It answered an earlier block: only this block's values went unanswered (B).
+                if _mark(members, got, "B"):
+                    status_bad = "B"
+                continue
             except (ModbusException, FrameError):
                 # It answered, but not with data: a device-side fault for those registers.
-                for k in range(0, len(members), 2):
-                    if members[k] == _STATUS:
-                        status_failed = True
+                answered = True
+                if _mark(members, got, None) and status_bad is None:
+                    status_bad = "D"
                 continue
+            answered = True
             for k in range(0, len(members), 2):
                 member = members[k]
                 off = members[k + 1]
@@ -99,7 +117,10 @@ class Analyzer:
                     got[member] = data[off]
                 else:
                     j = member * 9
-                    got[member] = decode(data, vals[j + 2], vals[j + 3], off)
+                    if vals[j + 2] == "bit":  # one bit of a register; vals[j + 3] is its number
+                        got[member] = (data[off] >> vals[j + 3]) & 1
+                    else:
+                        got[member] = decode(data, vals[j + 2], vals[j + 3], off)
         self.fails = 0
         flag = "N"
         if self.st_kind is not None and status is not None:
@@ -113,7 +134,10 @@ class Analyzer:
             low = vals[j + 7]
             high = vals[j + 8]
             x = got[i]
-            if x is None or status_failed or x != x or x == _INF or x == -_INF:
+            if x == "B" or status_bad == "B":
+                out[param] = (None, "B")  # unanswered, or its status word was
+                continue
+            if x is None or status_bad or x != x or x == _INF or x == -_INF:
                 # No value, an impossible one, or no status word to vouch for it: D (fault).
                 out[param] = (None, "D")
                 continue

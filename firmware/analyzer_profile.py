@@ -9,7 +9,7 @@ TYPES = ("float32", "int16", "uint16", "int32", "uint32", "float64", "bit")
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 _NREGS = {"int16": 1, "uint16": 1, "float32": 2, "int32": 2, "uint32": 2, "float64": 4, "bit": 1}
 _PROFILE = ("model", "note", "values", "status", "max_regs")
-_VALUE = ("param", "name", "unit", "fc", "addr", "type", "order", "scale", "offset", "range")
+_VALUE = ("param", "name", "unit", "fc", "addr", "type", "order", "scale", "offset", "range", "bit")
 _STATUS = ("kind", "fc", "addr", "map", "bits", "default", "flags")
 _OVERRIDE = ("param", "order", "scale", "offset", "range", "off")
 KINDS = ("code", "bits", "ascii_flag")
@@ -57,8 +57,17 @@ def check_value(v, vp):
     typ = _req(v, "type", vp)
     if typ not in TYPES:
         raise ConfigError(_join(vp, "type"), "must be one of " + ", ".join(TYPES) + "; got %s" % _show(typ))
-    if (typ == "bit") != (fc <= 2):
-        raise ConfigError(_join(vp, "type"), "type bit goes with fc 1 or 2 (coils, discrete inputs), and only there")
+    if fc <= 2 and typ != "bit":
+        raise ConfigError(_join(vp, "type"), "fc 1 and 2 (coils, discrete inputs) read single bits: type bit")
+    if "bit" in v or (typ == "bit" and fc > 2):
+        # A bit field of a register (a pump-running or alarm bit in a holding/input register).
+        if typ != "bit" or fc <= 2:
+            raise ConfigError(_join(vp, "bit"), "only with type bit and fc 3 or 4 (one bit of a register); "
+                              "a coil or discrete input is fc 1 or 2 without bit")
+        if "bit" not in v:
+            raise ConfigError(_join(vp, "bit"), "missing: type bit with fc 3 or 4 is one bit of a register, give its "
+                              "number 0-15 (a coil or discrete input is fc 1 or 2)")
+        _int_range(v, "bit", vp, 0, 15)
     if v["addr"] + _NREGS[typ] > 65536:
         raise ConfigError(_join(vp, "addr"), "value runs past register 65535")
     if "order" not in v:
@@ -127,6 +136,19 @@ def check_status(s, sp):
     return out
 
 
+def check_overlap(values, st, sp):
+    """The status register must not be one of a value's own registers (a typo in addr, usually);
+    a bit value may sit in it (one bit of the status word read as a value)."""
+    if st is None:
+        return
+    for v in values:
+        if (v["fc"] == st["fc"] and v["type"] != "bit"
+                and v["addr"] <= st["addr"] < v["addr"] + _NREGS[v["type"]]):
+            raise ConfigError(_join(sp, "addr"), "register %d (fc %d) is also part of value %s (%s at %d); the "
+                              "status needs a register of its own" % (st["addr"], st["fc"], v["param"], v["type"],
+                                                                      v["addr"]))
+
+
 def validate_profile(obj, where):
     """Validate a parsed profile; `where` (its file) prefixes every error field."""
     if not isinstance(obj, dict):
@@ -148,6 +170,7 @@ def validate_profile(obj, where):
             seen[v["param"]] = vp
         st = obj.get("status")
         obj["status"] = None if st is None else check_status(st, "status")
+        check_overlap(vals, obj["status"], "status")
         _int_range(obj, "max_regs", "", 1, 125, 125)
     except ConfigError as e:
         raise ConfigError(where + ": " + e.field if e.field else where, e.reason)

@@ -178,20 +178,79 @@ def validate_config(cfg, profiles_dir=None):
     cache = {}  # profile name -> validated profile: each file is read once however many analyzers use it
     for i, a in enumerate(ans):
         _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache)
+    _check_buses(ans)
+    _check_watchdog(cfg)
     import sys
     sys.modules.pop("analyzer_profile", None)  # needed only to validate: let its bytecode be freed
     return cfg
 
 
+def _check_buses(ans):
+    """Analyzers sharing a bus (one UART, one host:port) agree on how to drive it, have distinct
+    names and distinct unit ids: two answering to one address would garble each other's frames."""
+    names = {}
+    buses = {}  # bus key -> (path of its first analyzer, its transport, {unit: path})
+    for i, a in enumerate(ans):
+        path = "analyzers[%d]" % i
+        if a["name"] in names:
+            raise ConfigError(_join(path, "name"), "%s is already the name of %s; each analyzer needs its own "
+                              "(it keys the status health member)" % (_show(a["name"]), names[a["name"]]))
+        names[a["name"]] = path
+        t = a["transport"]
+        key = ("uart %d" % t["uart"]) if t["kind"] == "rtu" else "%s:%d" % (t["host"], t["port"])
+        if key not in buses:
+            buses[key] = (path, t, {a["unit"]: path})
+            continue
+        first, t0, units = buses[key]
+        for k in ("kind", "baud", "parity", "stop", "tx", "rx", "de"):
+            if t.get(k) != t0.get(k):
+                raise ConfigError(_join(_join(path, "transport"), k), "%s is shared with %s, which has %s %s: "
+                                  "one bus has one setting; make them equal or use another bus"
+                                  % (key, first, k, _show(t0.get(k))))
+        if a["unit"] in units:
+            raise ConfigError(_join(path, "unit"), "unit %d on %s is already %s; give each analyzer on a bus "
+                              "its own unit id (set on the analyzer's panel)" % (a["unit"], key, units[a["unit"]]))
+        units[a["unit"]] = path
+
+
+def _check_watchdog(cfg):
+    """The longest a cycle can block between two watchdog feeds must stay below watchdog_s: the
+    node feeds it between analyzers, and the slowest analyzer is one whose every read block times
+    out with all retries (then the MQTT timeout). Otherwise the board resets before it stores a record."""
+    wd = cfg["watchdog_s"] * 1000
+    if not wd:
+        return
+    import sys
+    had = "nodesetup" in sys.modules
+    from nodesetup import plan_blocks
+    if not had:
+        sys.modules.pop("nodesetup", None)  # needed only now: its bytecode can be freed
+    mq = cfg["mqtt"]["timeout_ms"]
+    ans = cfg["analyzers"]
+    for i in range(len(ans)):
+        a = ans[i]
+        reads = len(plan_blocks(a["values"], a["status"], a["max_regs"]))
+        worst = reads * (1 + a["retries"]) * a["timeout_ms"] + mq
+        if worst >= wd:
+            raise ConfigError("analyzers[%d].timeout_ms" % i, "%s ms x (1 + %d retries) x %d read(s) + mqtt.timeout_ms "
+                              "%s ms = %s ms, not below watchdog_s (%d s): the watchdog would reset the board while "
+                              "it waits; lower timeout_ms or retries, or raise watchdog_s"
+                              % (_show(a["timeout_ms"]), a["retries"], reads, _show(mq), _show(worst), cfg["watchdog_s"]))
+
+
 def _validate_analyzer(a, path, params, cfg, cache):
-    from analyzer_profile import apply_profile, check_value, check_status  # here: it imports this module
+    from analyzer_profile import apply_profile, check_value, check_status, check_overlap  # here: it imports this module
     _obj(a, path)
     _known(a, _ANALYZER, path)
     name = _req(a, "name", path)
     if not is_identifier(name):
         raise ConfigError(_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(name))
-    _validate_transport(_obj(_req(a, "transport", path), _join(path, "transport")), _join(path, "transport"))
-    _int_range(a, "unit", path, 1, 247)
+    tp = _join(path, "transport")
+    kind = _validate_transport(_obj(_req(a, "transport", path), tp), tp)
+    if kind == "tcp":  # Modbus TCP: many devices answer to 0 or 255 (the unit id is not an RTU address)
+        _int_range(a, "unit", path, 0, 255)
+    else:
+        _int_range(a, "unit", path, 1, 247)
     _pos_num(a, "timeout_ms", path, 1000)
     _int_range(a, "retries", path, 0, 5, 1)
     _pos_num(a, "poll_s", path, cfg["poll_s"])
@@ -212,6 +271,7 @@ def _validate_analyzer(a, path, params, cfg, cache):
         st = a.get("status")
         a["status"] = None if st is None else check_status(st, _join(path, "status"))
         a["max_regs"] = 125
+    check_overlap(a["values"], a["status"], _join(path, "status"))
     for j, v in enumerate(a["values"]):
         if v["param"] in params:
             raise ConfigError("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
@@ -228,7 +288,7 @@ def _validate_transport(t, tp):
         _known(t, _TCP, tp)
         _str(t, "host", tp)
         _int_range(t, "port", tp, 1, 65535)
-        return
+        return kind
     _known(t, _UART, tp)
     _int_range(t, "uart", tp, 0, 2)
     _int_range(t, "baud", tp, 1200, 115200, 9600)
@@ -238,6 +298,7 @@ def _validate_transport(t, tp):
     for pin in ("tx", "rx", "de"):
         if t.get(pin) is not None:
             _int_range(t, pin, tp, 0, 48)
+    return kind
 
 
 def _validate_uplink(cfg):

@@ -5,6 +5,8 @@ published and leaves only once acknowledged. Survives power cuts at any instant 
 #                          the first frame is the schema (parameter codes, comma-separated), the
 #                          rest are records (reccodec), each delta-coded against the previous one.
 #   ack                    highest seq the broker acknowledged (pointer.py: tmp + rename).
+#   lost                   records dropped (overflow, damage) that no event has reported yet (pointer.py),
+#                          so a reboot before the broker is reachable cannot make a loss silent.
 # A power cut can only tear the tail of the newest segment (the record being written, never yet
 # published): recovery keeps the longest valid prefix. seq needs no file of its own: it is the
 # last stored record's seq (or the ack pointer once everything has been sent and deleted).
@@ -147,7 +149,9 @@ class FlashQueue:
         self.max_bytes = max_bytes
         self.seg_bytes = seg_bytes
         self.log = log
-        self.dropped = 0  # records lost to overflow or corruption since boot (reported in status)
+        self.dropped = 0  # records lost to overflow or corruption since boot, plus those before it
+        # that no event reported (status "dropped"; recovery reads them from the lost file)
+        self._untold = 0
         self.repaired = 0  # torn bytes cut from the tail at recovery
         self._ack = Pointer(self.dir + "/ack")
         # The segments, oldest first (the last one is open for appends): first seq and bytes of each,
@@ -253,7 +257,7 @@ class FlashQueue:
         while self._seg_seq and self.bytes_used() + self.seg_bytes > self.max_bytes:
             last = self._seg_seq[1] - 1 if len(self._seg_seq) > 1 else self.last_seq
             if last > self._ack.value:
-                self.dropped += last - self._ack.value
+                self.lose(last - self._ack.value)  # on flash before the records go: over- not under-counted
                 self._ack.store(last)
             self._remove_first()
 
@@ -376,9 +380,21 @@ class FlashQueue:
         if lost <= 0 or first in self._bad:
             return
         self._bad.append(first)
-        self.dropped += lost
+        self.lose(lost)
         if self.log:
             self.log("queue: %d record(s) unreadable in segment %08x, skipped" % (lost, first))
+
+    def lose(self, n):
+        """n records will never be sent: counted in dropped, and kept on flash until lost_told()."""
+        self.dropped += n
+        self._untold += n
+        Pointer(self.dir + "/lost").store(self._untold)
+
+    def lost_told(self):
+        """An event (PUBACKed) has reported every loss so far."""
+        if self._untold:
+            self._untold = 0
+            Pointer(self.dir + "/lost").store(0)
 
     def ack(self, seq):
         """The broker has every record up to seq: persist that, delete segments wholly behind it."""

@@ -46,7 +46,8 @@ class ModbusMaster:
         FC16: list of values; each returns True once the slave echoed it): no wrapper methods, as
         no profile writes and every method of a loaded module costs heap on the device.
         One exchange, repeated up to `retries` times after a timeout or a bad frame (line noise);
-        an exception response is a clear answer and is never repeated. A broken link (OSError)
+        an exception response is a clear answer and is never repeated, except a gateway's 0x0A/0x0B
+        (no answer from the analyzer behind it), which is a timeout. A broken link (OSError)
         closes the transport, so it reconnects on the next request, and is not repeated either."""
         attempt = 0
         while True:
@@ -55,10 +56,17 @@ class ModbusMaster:
                 if health is not None:
                     health[OK] += 1
                 return r
-            except ModbusException:
+            except ModbusException as e:
+                # 0x0A/0x0B: a serial server or TCP gateway saying the analyzer behind it did not
+                # answer (path unavailable, target failed to respond): silence, not a device fault.
+                if e.args[0] != 10 and e.args[0] != 11:
+                    if health is not None:
+                        health[EXCEPTIONS] += 1
+                    raise
                 if health is not None:
-                    health[EXCEPTIONS] += 1
-                raise
+                    health[TIMEOUTS] += 1
+                if attempt >= retries:
+                    raise ModbusTimeout("gateway exception %d" % e.args[0])
             except FrameError:
                 if health is not None:
                     health[BAD_FRAMES] += 1

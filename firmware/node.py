@@ -38,6 +38,7 @@ class Node:
             except Exception as e:  # a decoding bug must not cost the other analyzers' data
                 self._error("sample " + a.name, e)
                 a._all(readings, "D")
+            self._feed()  # the watchdog waits for one analyzer at most (config.py checks that bound)
         return readings
 
     def analyzer_health(self):
@@ -174,7 +175,14 @@ class Node:
             m.maintain()
             now = ticks_ms()
             if self._status_due or ticks_diff(now, self._last_status) >= self.status_ms:
-                self._publish_signed(self.status_topic, self.status_payload(), True)
+                try:
+                    st = self.status_payload()
+                except Exception as e:  # as an event: a status that cannot be built holds back no record
+                    st = None
+                    self._error("status", e)
+                if st is not None:
+                    self._publish_signed(self.status_topic, st, True)
+                    st = None
                 self._status_due = False
                 self._last_status = now
             self._events()
@@ -191,17 +199,26 @@ class Node:
 
     def _events(self):
         q = self.queue
-        if self._boot_event:
-            self._event("boot", '{"fw":"%s","seq":%d,"queue":%d,"repaired_bytes":%d}'
-                        % (__import__("record").FW_VERSION, q.last_seq, len(q), q.repaired))
+        if self._boot_event and self._event("boot", '{"fw":"%s","seq":%d,"queue":%d,"repaired_bytes":%d}',
+                                            (__import__("record").FW_VERSION, q.last_seq, len(q), q.repaired)):
             self._boot_event = False
         if q.dropped > self._dropped_told:
-            # Never silent: how many records the bounded queue lost since the last event.
-            self._event("queue_overflow", '{"dropped":%d,"total":%d}' % (q.dropped - self._dropped_told, q.dropped))
-            self._dropped_told = q.dropped
+            # Never silent: how many records the bounded queue lost since the last event (also those
+            # lost before a reboot that came before the event: the queue keeps that count on flash).
+            told = q.dropped
+            if self._event("queue_overflow", '{"dropped":%d,"total":%d}', (told - self._dropped_told, told)):
+                self._dropped_told = told
+                q.lost_told()
 
-    def _event(self, kind, detail_json):
-        self._publish_signed(self.event_topic, build_event(self.hw.clock.now_ms(), kind, detail_json), False)
+    def _event(self, kind, fmt, args):
+        """Publish one event; False if it could not be built (it is tried again next time)."""
+        try:
+            p = build_event(self.hw.clock.now_ms(), kind, fmt % args)
+        except Exception as e:  # e.g. a MemoryError: it must not hold back the records behind it
+            self._error("event " + kind, e)
+            return False
+        self._publish_signed(self.event_topic, p, False)
+        return True
 
     def _publish_signed(self, topic, payload, retain):
         """QoS 1 publish of record.sign(payload, self.mac), sent in pieces: the same bytes without
@@ -239,7 +256,7 @@ class Node:
             last = seq
         if not count:
             # Pending but unreadable (flash damage): count them rather than stall the uplink.
-            q.dropped += len(q)
+            q.lose(len(q))
             q.ack(q.last_seq)
             return
         self._rec_len = size // count + 1

@@ -64,7 +64,8 @@ def init_analyzer(self, cfg, master):
     for v in values:
         mul, div = _scaling(v["scale"])
         r = v.get("range")
-        vals.extend((v["param"], v["fc"], v["type"], v["order"], mul, div, v["offset"],
+        # A register bit field (type bit, fc 3/4) keeps its bit number where the order would be.
+        vals.extend((v["param"], v["fc"], v["type"], v.get("bit", v["order"]), mul, div, v["offset"],
                      r[0] if r else None, r[1] if r else None))
     st = cfg.get("status")
     self.st_kind = None

@@ -20,10 +20,13 @@ def adopt_legacy_seq(q, state_dir):
 def recover_queue(self):
     """FlashQueue.recover: find the segments, cut a torn tail, drop what is acknowledged."""
     from flashqueue import _SUFFIX, _size
+    from pointer import Pointer
+    # Losses not yet reported by an event (before this boot): reported again, never forgotten.
+    self.dropped = self._untold = Pointer(self.dir + "/lost").value
     # One name at a time (os.ilistdir), not a list of them all: with a backlog there are dozens,
     # and a list that long needs a contiguous block a fragmented boot heap may not have.
     for name in _names(self.dir):
-        if name.endswith(".tmp") and name != "ack.tmp":
+        if name.endswith(_SUFFIX + ".tmp"):
             os.remove(self.dir + "/" + name)  # an interrupted tail repair; the original is intact
         elif name.endswith(_SUFFIX) and len(name) == 8 + len(_SUFFIX):
             self._add_seg(int(name[:8], 16), _size(self.dir + "/" + name))

@@ -2,7 +2,7 @@
 JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
 import struct
 
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.2.0"
 
 _F32 = bytearray(4)
 

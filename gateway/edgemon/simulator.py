@@ -320,9 +320,15 @@ class SimUnit:
         """address -> register for one function code's table, from the current values."""
         regs: dict[int, int] = {}
         for v in self.profile["values"]:
-            if v.get("fc", 3) == fc:
-                for i, r in enumerate(_encode_value(v, self.values[v["param"]])):
-                    regs[v["addr"] + i] = r
+            if v.get("fc", 3) != fc:
+                continue
+            if v["type"] == "bit":  # one bit of a register (fc 3/4); the register's other bits are kept
+                mask = 1 << v["bit"]
+                old = regs.get(v["addr"], 0) & ~mask
+                regs[v["addr"]] = old | (mask if self.values[v["param"]] else 0)
+                continue
+            for i, r in enumerate(_encode_value(v, self.values[v["param"]])):
+                regs[v["addr"] + i] = r
         st = self.profile.get("status")
         if st and st.get("fc", 3) == fc:
             regs[st["addr"]] = self.status_raw

@@ -12,6 +12,7 @@ class Unit:
         self.mode = "ok"  # ok, silent, exception, badcrc, wrong_unit, short, oserror
         self.exc_code = 4
         self.asked = 0
+        self.silent_at = ()  # start addresses of requests this unit never answers (mode aside)
 
     def set_regs(self, fc, addr, regs):
         for i in range(len(regs)):
@@ -81,7 +82,7 @@ class FakeBus:
         u.asked += 1
         if u.mode == "oserror":
             raise OSError("link down")
-        if u.mode == "silent":
+        if u.mode == "silent" or ((pdu[1] << 8) | pdu[2]) in u.silent_at:
             return
         resp = self._answer(u, pdu)
         rid = uid if u.mode != "wrong_unit" else (uid % 247) + 1

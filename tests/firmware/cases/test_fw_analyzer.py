@@ -274,3 +274,78 @@ def test_node_cycle_with_a_slow_analyzer_records_only_what_was_sampled():
         assert r.node.errors == 0 and r.node.seq == 1 and len(r.node.mqtt.data()) == 1
     finally:
         r.done()
+
+
+def test_a_block_that_goes_unanswered_after_others_answered_is_B_alone():
+    # The analyzer answers its first read but not its second: only the second block's values are
+    # B (no communication), the rest keep their values, and it is not treated as dead (no backoff).
+    def analyzer(bus, values, status_addr, retries):
+        c = good_config()
+        c["analyzers"] = [{"name": "x", "unit": 1, "timeout_ms": 100, "retries": retries,
+                           "transport": {"kind": "rtu_tcp", "host": "bus", "port": 5020},
+                           "values": values, "status": {"fc": 3, "addr": status_addr, "map": {"1": "M"}}}]
+        return Analyzer(validate_config(c)["analyzers"][0], ModbusMaster(bus))
+
+    bus = FakeBus()
+    u = bus.unit(1)
+    _f32(bus, 1, 0, 0.5)
+    u.set_regs(3, 2, [0])
+    _f32(bus, 1, 100, 7.5)
+    _f32(bus, 1, 0, 1.5, fc=4)
+    a = analyzer(bus, [{"param": "w21011", "addr": 0, "type": "float32"},
+                       {"param": "w21001", "addr": 100, "type": "float32"},
+                       {"param": "w01018", "fc": 4, "addr": 0, "type": "float32"}], 2, 1)
+    assert [(b[0], b[1]) for b in a.blocks] == [(3, 0), (3, 100), (4, 0)]  # 0-2 holds the status too
+    out = {}
+    a.sample(out, 0)
+    assert out == {"w21011": (0.5, "N"), "w21001": (7.5, "N"), "w01018": (1.5, "N")}, out
+    u.silent_at = (100,)
+    a.sample(out, 1)
+    assert out == {"w21011": (0.5, "N"), "w21001": (None, "B"), "w01018": (1.5, "N")}, out
+    assert a.fails == 0 and not a.backing_off(2) and a.health == [5, 2, 0, 0]  # with its one retry
+    # The status register's block unanswered after a value block answered: nothing vouches for the
+    # value that was read, so it is B too; still not a dead analyzer.
+    u.set_regs(3, 200, [0])
+    a = analyzer(bus, [{"param": "w21001", "addr": 100, "type": "float32"}], 200, 0)
+    u.silent_at = (200,)
+    out = {}
+    a.sample(out, 0)
+    assert out == {"w21001": (None, "B")} and a.fails == 0
+    # Silent from the first read on: dead, every value B, backed off; the other reads are not tried.
+    u.silent_at = (100,)
+    asked = u.asked
+    a.sample(out, 1)
+    assert out == {"w21001": (None, "B")} and a.fails == 1 and a.backing_off(2) and u.asked == asked + 1
+
+
+def test_gateway_exception_0b_is_a_dead_analyzer_B_and_backed_off():
+    bus, (a,) = _analyzers(_acfg("cod_generic", retries=0))
+    u = bus.unit(1)
+    u.mode = "exception"
+    u.exc_code = 0x0B
+    out = {}
+    a.sample(out, 0)
+    assert out == {"w01018": (None, "B")} and a.fails == 1 and a.backing_off(500)
+    assert a.health == [0, 1, 0, 0]
+
+
+def test_bit_field_of_a_register_as_a_value():
+    # A pump-running bit (bit 4) and an alarm bit (bit 15) of one holding register, beside a float.
+    c = good_config()
+    c["analyzers"] = [{"name": "pump", "unit": 2, "timeout_ms": 100,
+                       "transport": {"kind": "rtu_tcp", "host": "bus", "port": 5020},
+                       "values": [{"param": "w00000", "addr": 0, "type": "float32"},
+                                  {"param": "e90001", "addr": 2, "type": "bit", "bit": 4},
+                                  {"param": "e90002", "fc": 3, "addr": 2, "type": "bit", "bit": 15}]}]
+    c = validate_config(c)
+    bus = FakeBus()
+    a = Analyzer(c["analyzers"][0], ModbusMaster(bus))
+    assert len(a.blocks) == 1  # the float and the bit register in one read
+    _f32(bus, 2, 0, 12.5)
+    bus.unit(2).set_regs(3, 2, [0x0010])
+    out = {}
+    a.sample(out, 0)
+    assert out == {"w00000": (12.5, "N"), "e90001": (1, "N"), "e90002": (0, "N")}, out
+    bus.unit(2).set_regs(3, 2, [0x8000])
+    a.sample(out, 1)
+    assert out["e90001"] == (0, "N") and out["e90002"] == (1, "N")

@@ -125,3 +125,104 @@ def test_load_config_file():
             assert "JSON" in str(e)
     finally:
         rmtree(d)
+
+
+def _second(c, **kw):
+    """A second analyzer like the first (another param), changed by kw."""
+    a = json.loads(json.dumps(c["analyzers"][0]))
+    a["name"] = "nh3n"
+    a["unit"] = 2
+    a["values"][0]["param"] = "w21003"
+    for k in kw:
+        a[k] = kw[k]
+    c["analyzers"].append(a)
+    return a
+
+
+def test_analyzers_sharing_a_bus_must_agree():
+    def same_name(c):
+        _second(c, name="cod")
+    e = _err(same_name)
+    assert e.field == "analyzers[1].name" and "analyzers[0]" in e.reason
+
+    def same_unit(c):
+        _second(c, unit=1)
+    e = _err(same_unit)
+    assert e.field == "analyzers[1].unit" and "cod:5020" in e.reason and "analyzers[0]" in e.reason
+
+    def other_framing(c):
+        a = _second(c)
+        a["transport"]["kind"] = "tcp"
+    e = _err(other_framing)
+    assert e.field == "analyzers[1].transport.kind" and '"rtu_tcp"' in e.reason
+
+    def uart(c, **t):
+        c["analyzers"][0]["transport"] = {"kind": "rtu", "uart": 2, "tx": 17, "rx": 16, "de": 4}
+        a = _second(c)
+        a["transport"] = {"kind": "rtu", "uart": 2, "tx": 17, "rx": 16, "de": 4}
+        for k in t:
+            a["transport"][k] = t[k]
+
+    e = _err(lambda c: uart(c, baud=19200))
+    assert e.field == "analyzers[1].transport.baud" and "uart 2" in e.reason and "9600" in e.reason
+    assert _err(lambda c: uart(c, parity="E")).field == "analyzers[1].transport.parity"
+    assert _err(lambda c: uart(c, de=5)).field == "analyzers[1].transport.de"
+    ok = good_config()
+    uart(ok)
+    validate_config(ok)  # same settings, other unit: one bus, fine
+    ok = good_config()
+    _second(ok, unit=1, transport={"kind": "rtu_tcp", "host": "cod", "port": 5021})
+    validate_config(ok)  # unit 1 again, but on another port: another bus
+
+
+def test_modbus_tcp_unit_ids_0_and_255_but_not_on_rtu():
+    for unit in (0, 255):
+        c = good_config()
+        c["analyzers"][0]["transport"] = {"kind": "tcp", "host": "plc", "port": 502}
+        c["analyzers"][0]["unit"] = unit
+        assert validate_config(c)["analyzers"][0]["unit"] == unit
+        e = _err(lambda c: c["analyzers"][0].update(unit=unit))
+        assert e.field == "analyzers[0].unit" and "1-247" in e.reason
+
+
+def test_timeouts_that_would_outlast_the_watchdog_are_refused():
+    def slow(c):
+        a = c["analyzers"][0]
+        a["timeout_ms"] = 30000
+        a["retries"] = 3
+    e = _err(slow)  # 1 read (value + status together) x 4 tries x 30 s + 5 s MQTT > 120 s
+    assert e.field == "analyzers[0].timeout_ms", str(e)
+    assert "30000 ms x (1 + 3 retries) x 1 read(s)" in e.reason and "watchdog_s (120 s)" in e.reason
+
+    def two_reads(c):
+        a = c["analyzers"][0]
+        a["timeout_ms"] = 20000
+        a["retries"] = 2
+        a["values"].append({"param": "w21003", "addr": 50, "type": "float32"})
+    assert "x 2 read(s)" in _err(two_reads).reason  # 2 x 3 x 20 s > 120 s; one read would pass
+    c = good_config()
+    c["analyzers"][0]["timeout_ms"] = 20000
+    c["analyzers"][0]["retries"] = 2
+    validate_config(c)
+    c = good_config()
+    slow(c)
+    c["watchdog_s"] = 0  # no watchdog: nothing to outlast
+    validate_config(c)
+    c = good_config()
+    slow(c)
+    c["watchdog_s"] = 300
+    validate_config(c)
+
+
+def test_status_register_inside_a_value_is_refused():
+    def inside(c):
+        c["analyzers"][0]["status"]["addr"] = 1  # the float's second register
+    e = _err(inside)
+    assert e.field == "analyzers[0].status.addr" and "w01018" in e.reason and "float32 at 0" in e.reason
+    c = good_config()
+    c["analyzers"][0]["status"]["addr"] = 1
+    c["analyzers"][0]["status"]["fc"] = 4  # the same address in the other table: fine
+    validate_config(c)
+    c = good_config()
+    c["analyzers"][0]["values"].append({"param": "e90001", "addr": 2, "type": "bit", "bit": 3})
+    validate_config(c)  # one bit of the status word as a value: fine

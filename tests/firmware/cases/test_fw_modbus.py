@@ -253,3 +253,31 @@ def test_crc16_table_matches_bitwise():
     for i in range(256):
         d = bytes([i, (i * 7) & 0xFF, 255 - i])
         assert crc16(d) == bitwise(d)
+
+
+def test_gateway_no_answer_exceptions_are_timeouts_not_faults():
+    # 0x0A/0x0B come from a serial server or TCP gateway when the analyzer behind it is silent:
+    # counted and retried as timeouts, raised as ModbusTimeout (-> flag B, backoff), not as a fault.
+    for framing in ("rtu", "mbap"):
+        for code in (10, 11):
+            bus, u = _bus(framing)
+            m = ModbusMaster(bus)
+            h = [0, 0, 0, 0]
+            u.mode = "exception"
+            u.exc_code = code
+            raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 50, 2, h)
+            assert u.asked == 3 and h == [0, 3, 0, 0], (framing, code, h)
+            u.exc_code = 2  # any other code is the analyzer's own answer: once, an exception
+            assert raises(ModbusException, m.read_registers, 3, 3, 100, 1, 50, 2, h).code == 2
+            assert u.asked == 4 and h == [0, 3, 0, 1]
+
+
+def test_byte_count_is_checked_even_with_a_valid_crc_and_length():
+    # A frame of the right length and a good CRC whose byte-count byte lies is still refused.
+    good = build_read_response(1, 3, [1, 2])
+    bad = bytearray(good[:-2])
+    bad[2] = 2  # says 2 bytes, the frame carries 4
+    bad = rtu_frame(bad[0], bytes(bad[1:]))
+    assert len(bad) == len(good)
+    e = raises(FrameError, parse_rtu_response, 1, 3, 0, 2, bad)
+    assert "byte count" in str(e)

@@ -157,8 +157,74 @@ def test_no_exception_ends_the_loop_and_errors_are_counted():
         assert r.node.cycles == 6 and calls[0] >= 1
         assert r.node.errors >= 3
         assert any("error cycle: ValueError" in l for l in r.lines)
+        assert any("error status: MemoryError" in l for l in r.lines)
+        # A status that cannot be built holds back no record: the link stays up, every record went.
+        assert r.mqtt.connects == 1 and len(r.node.queue) == 0
+        assert [json.loads(p[1])["state"] for p in r.mqtt.status()] == ["offline"]  # only the stop's own
+        assert [d["seq"] for d in _records(r.mqtt)] == list(range(1, r.node.seq + 1)) and r.node.seq >= 3
     finally:
         r.done()
+
+
+def test_an_event_that_cannot_be_built_holds_back_no_record():
+    import node as node_mod
+    r = _Rig()
+    orig = node_mod.build_event
+    fails = [2]
+
+    def flaky(ts, kind, detail):
+        if fails[0]:
+            fails[0] -= 1
+            raise MemoryError("fake")
+        return orig(ts, kind, detail)
+    try:
+        node_mod.build_event = flaky
+        r.tick(2)
+        assert [d["seq"] for d in _records(r.mqtt)] == [1, 2] and r.mqtt.connects == 1
+        ev = [json.loads(p[1]) for p in r.mqtt.published if p[0].endswith("/event")]
+        assert ev == []  # the boot event failed twice to build ...
+        r.tick()
+        ev = [json.loads(p[1]) for p in r.mqtt.published if p[0].endswith("/event")]
+        assert [e["kind"] for e in ev] == ["boot"]  # ... and goes out once it can
+        assert sum(1 for l in r.lines if "error event boot: MemoryError" in l) == 2
+    finally:
+        node_mod.build_event = orig
+        r.done()
+
+
+def test_overflow_before_a_reboot_is_still_reported_after_it():
+    # The node overflows its queue while the broker is out of reach, then reboots before it ever
+    # reaches it: the loss must still be reported (status and event), once.
+    def cfg():
+        c = good_config()
+        c["queue"] = {"max_kb": 2, "segment_kb": 1}
+        return c
+    r = _Rig(cfg())
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(300)
+        lost = r.node.queue.dropped
+        pending = len(r.node.queue)
+        assert lost > 0 and lost + pending == 300
+        r.node = Node(validate_config(cfg()), r.hw, r.mqtt, log=r.log)  # the reboot
+        assert r.node.queue.dropped == lost
+        r.reconnect()
+        r.node.service_link(60000)
+        ev = [json.loads(p[1]) for p in r.mqtt.published if p[0].endswith("/event")]
+        over = [e["detail"] for e in ev if e["kind"] == "queue_overflow"]
+        assert over == [{"dropped": lost, "total": lost}], over
+        assert json.loads(r.mqtt.status()[-1][1])["dropped"] == lost
+        assert len(_records(r.mqtt)) == pending
+        # Reported once: the next boot has nothing left to tell.
+        r.node = Node(validate_config(cfg()), r.hw, r.mqtt, log=r.log)
+        assert r.node.queue.dropped == 0
+        r.node.service_link(60000)
+        ev = [json.loads(p[1]) for p in r.mqtt.published if p[0].endswith("/event")]
+        assert len([e for e in ev if e["kind"] == "queue_overflow"]) == 1
+    finally:
+        r.done()
+
+
 
 
 def test_watchdog_fed_and_network_joined_with_backoff():
