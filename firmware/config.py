@@ -253,7 +253,9 @@ def _validate_analyzer(a, path, params, cfg, cache):
         _int_range(a, "unit", path, 1, 247)
     _pos_num(a, "timeout_ms", path, 1000)
     _int_range(a, "retries", path, 0, 5, 1)
-    _pos_num(a, "poll_s", path, cfg["poll_s"])
+    if _pos_num(a, "poll_s", path, cfg["poll_s"]) < cfg["poll_s"]:
+        raise ConfigError(_join(path, "poll_s"), "%s is shorter than the node's poll_s (%s), which paces every "
+                          "analyzer; lower the node's poll_s instead" % (_show(a["poll_s"]), _show(cfg["poll_s"])))
 
     if ("profile" in a) == ("values" in a):
         raise ConfigError(_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '

@@ -226,3 +226,11 @@ def test_status_register_inside_a_value_is_refused():
     c = good_config()
     c["analyzers"][0]["values"].append({"param": "e90001", "addr": 2, "type": "bit", "bit": 3})
     validate_config(c)  # one bit of the status word as a value: fine
+
+
+def test_an_analyzer_cannot_poll_faster_than_the_node():
+    e = _err(lambda c: c["analyzers"][0].update(poll_s=1))
+    assert e.field == "analyzers[0].poll_s" and "node's poll_s (5)" in e.reason
+    c = good_config()
+    c["analyzers"][0]["poll_s"] = 60
+    assert validate_config(c)["analyzers"][0]["poll_s"] == 60
