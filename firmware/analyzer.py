@@ -88,15 +88,18 @@ class Analyzer:
                 else:
                     data = self.master.read_registers(self.unit, fc, start, count, self.timeout_ms, retries,
                                                       self.health)
-            except (ModbusTimeout, OSError):
-                if not answered:
-                    # Silent from its first request (or link down): dead, the rest would time out too.
+            except (ModbusTimeout, OSError) as e:
+                if not answered or not isinstance(e, ModbusTimeout):
+                    # Silent from its first request, or the link broke (each further read would
+                    # reconnect and wait again): dead for now, the rest would time out too.
                     # (The exception is not kept: its traceback would stay in the heap; health counts it.)
                     self.fails += 1
                     back = _BACKOFF_FIRST_MS << (self.fails - 1) if self.fails < 8 else BACKOFF_CAP_MS
                     self.resume = ticks_add(now, back if back < BACKOFF_CAP_MS else BACKOFF_CAP_MS)
+                    e = None
                     self._all(out, "B")
                     return
+                e = None
                 # It answered an earlier block: only this block's values went unanswered (B).
                 if _mark(members, got, "B"):
                     status_bad = "B"

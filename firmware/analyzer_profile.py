@@ -78,6 +78,9 @@ def check_value(v, vp):
     if v["scale"] == 0:
         raise ConfigError(_join(vp, "scale"), "must not be 0")
     _num(v, "offset", vp, 0)
+    if typ == "bit" and (v["scale"] != 1 or v["offset"] != 0):
+        raise ConfigError(_join(vp, "scale" if v["scale"] != 1 else "offset"), "a bit value is 0 or 1: no scale "
+                          "or offset")
     _range(v, vp)
     return v
 

@@ -185,11 +185,27 @@ def validate_config(cfg, profiles_dir=None):
     return cfg
 
 
+def _regs(a):
+    """[(fc, first, last register), ...] that analyzer a reads (bit values aside: bits may share)."""
+    from analyzer_profile import _NREGS
+    out = []
+    for v in a["values"]:
+        if v["type"] != "bit":
+            out.append((v["fc"], v["addr"], v["addr"] + _NREGS[v["type"]] - 1, v["param"]))
+    st = a["status"]
+    if st is not None:
+        out.append((st["fc"], st["addr"], st["addr"], "status"))
+    return out
+
+
 def _check_buses(ans):
-    """Analyzers sharing a bus (one UART, one host:port) agree on how to drive it, have distinct
-    names and distinct unit ids: two answering to one address would garble each other's frames."""
+    """Analyzers sharing a bus (one UART, one host:port) agree on how to drive it and have distinct
+    names. One device may be split over several entries (its COD every 5 min, its flow every 10 s:
+    one unit id twice), but two entries of one unit id must not read the same registers: that is two
+    devices configured at one address (they would garble each other's frames) or a copy-paste slip
+    (the status word aside, which every entry of the device may read)."""
     names = {}
-    buses = {}  # bus key -> (path of its first analyzer, its transport, {unit: path})
+    buses = {}  # bus key -> (path of its first analyzer, its transport, {unit: [(path, regs), ...]})
     for i, a in enumerate(ans):
         path = "analyzers[%d]" % i
         if a["name"] in names:
@@ -199,7 +215,7 @@ def _check_buses(ans):
         t = a["transport"]
         key = ("uart %d" % t["uart"]) if t["kind"] == "rtu" else "%s:%d" % (t["host"], t["port"])
         if key not in buses:
-            buses[key] = (path, t, {a["unit"]: path})
+            buses[key] = (path, t, {a["unit"]: [(path, _regs(a))]})
             continue
         first, t0, units = buses[key]
         for k in ("kind", "baud", "parity", "stop", "tx", "rx", "de"):
@@ -207,16 +223,24 @@ def _check_buses(ans):
                 raise ConfigError(_join(_join(path, "transport"), k), "%s is shared with %s, which has %s %s: "
                                   "one bus has one setting; make them equal or use another bus"
                                   % (key, first, k, _show(t0.get(k))))
-        if a["unit"] in units:
-            raise ConfigError(_join(path, "unit"), "unit %d on %s is already %s; give each analyzer on a bus "
-                              "its own unit id (set on the analyzer's panel)" % (a["unit"], key, units[a["unit"]]))
-        units[a["unit"]] = path
+        mine = _regs(a)
+        for other, regs in units.get(a["unit"], ()):
+            for fc, lo, hi, what in mine:
+                for fc2, lo2, hi2, what2 in regs:
+                    # Both reading the device's status word is fine: its entries share it.
+                    if fc == fc2 and lo <= hi2 and lo2 <= hi and not (what == what2 == "status"):
+                        raise ConfigError(_join(path, "unit"), "unit %d on %s is also %s, which reads register %d "
+                                          "(fc %d, its %s) as well (here: %s); give each device on a bus its own "
+                                          "unit id (set on the analyzer's panel)"
+                                          % (a["unit"], key, other, max(lo, lo2), fc, what2, what))
+        units.setdefault(a["unit"], []).append((path, mine))
 
 
 def _check_watchdog(cfg):
-    """The longest a cycle can block between two watchdog feeds must stay below watchdog_s: the
-    node feeds it between analyzers, and the slowest analyzer is one whose every read block times
-    out with all retries (then the MQTT timeout). Otherwise the board resets before it stores a record."""
+    """No stretch between two watchdog feeds may outlast watchdog_s. The node feeds it after each
+    analyzer and after each MQTT exchange, so the longest stretches are the slowest analyzer (every
+    read timing out with all its retries, plus its wire time on RS-485 or a TCP connect) and one
+    MQTT exchange (plus an NTP sync). Otherwise the board resets before it stores a record."""
     wd = cfg["watchdog_s"] * 1000
     if not wd:
         return
@@ -225,17 +249,28 @@ def _check_watchdog(cfg):
     from nodesetup import plan_blocks
     if not had:
         sys.modules.pop("nodesetup", None)  # needed only now: its bytecode can be freed
+    fix = "; lower %s, or raise watchdog_s"
     mq = cfg["mqtt"]["timeout_ms"]
+    if mq + 2000 >= wd:
+        raise ConfigError("mqtt.timeout_ms", "%s ms + 2000 ms for an NTP sync is not below watchdog_s (%d s): the "
+                          "watchdog would reset the board while it waits" % (_show(mq), cfg["watchdog_s"])
+                          + fix % "mqtt.timeout_ms")
     ans = cfg["analyzers"]
     for i in range(len(ans)):
         a = ans[i]
-        reads = len(plan_blocks(a["values"], a["status"], a["max_regs"]))
-        worst = reads * (1 + a["retries"]) * a["timeout_ms"] + mq
+        t = a["transport"]
+        blocks = plan_blocks(a["values"], a["status"], a["max_regs"])
+        worst = 0 if t["kind"] == "rtu" else 2000  # TcpTransport's connect timeout
+        for b in blocks:
+            wire = 0
+            if t["kind"] == "rtu":  # request and longest answer on the wire, 11 bits a byte
+                wire = (8 + 5 + (2 * b[2] if b[0] > 2 else (b[2] + 7) // 8)) * 11000 // t["baud"] + 1
+            worst += (1 + a["retries"]) * (a["timeout_ms"] + wire)
         if worst >= wd:
-            raise ConfigError("analyzers[%d].timeout_ms" % i, "%s ms x (1 + %d retries) x %d read(s) + mqtt.timeout_ms "
-                              "%s ms = %s ms, not below watchdog_s (%d s): the watchdog would reset the board while "
-                              "it waits; lower timeout_ms or retries, or raise watchdog_s"
-                              % (_show(a["timeout_ms"]), a["retries"], reads, _show(mq), _show(worst), cfg["watchdog_s"]))
+            raise ConfigError("analyzers[%d].timeout_ms" % i, "%s ms x (1 + %d retries) x %d read(s), with wire time "
+                              "and connect, is %d ms, not below watchdog_s (%d s): the watchdog would reset the "
+                              "board while it waits" % (_show(a["timeout_ms"]), a["retries"], len(blocks), worst,
+                                                        cfg["watchdog_s"]) + fix % "timeout_ms or retries")
 
 
 def _validate_analyzer(a, path, params, cfg, cache):

@@ -5,8 +5,10 @@ published and leaves only once acknowledged. Survives power cuts at any instant 
 #                          the first frame is the schema (parameter codes, comma-separated), the
 #                          rest are records (reccodec), each delta-coded against the previous one.
 #   ack                    highest seq the broker acknowledged (pointer.py: tmp + rename).
-#   lost                   records dropped (overflow, damage) that no event has reported yet (pointer.py),
-#                          so a reboot before the broker is reachable cannot make a loss silent.
+#   lost, told             records dropped (overflow, damage) since the queue began, and how many of
+#                          them an event has reported (pointer.py; both only grow, so a torn write
+#                          leaves the older value): a reboot before the broker is reachable cannot
+#                          make a loss silent.
 # A power cut can only tear the tail of the newest segment (the record being written, never yet
 # published): recovery keeps the longest valid prefix. seq needs no file of its own: it is the
 # last stored record's seq (or the ack pointer once everything has been sent and deleted).
@@ -385,16 +387,17 @@ class FlashQueue:
             self.log("queue: %d record(s) unreadable in segment %08x, skipped" % (lost, first))
 
     def lose(self, n):
-        """n records will never be sent: counted in dropped, and kept on flash until lost_told()."""
+        """n records will never be sent: counted in dropped, and on flash until lost_told()."""
         self.dropped += n
         self._untold += n
-        Pointer(self.dir + "/lost").store(self._untold)
+        p = Pointer(self.dir + "/lost")  # rare: no Pointer kept in the heap for it
+        p.store(p.value + n)
 
     def lost_told(self):
         """An event (PUBACKed) has reported every loss so far."""
         if self._untold:
             self._untold = 0
-            Pointer(self.dir + "/lost").store(0)
+            Pointer(self.dir + "/told").store(Pointer(self.dir + "/lost").value)
 
     def ack(self, seq):
         """The broker has every record up to seq: persist that, delete segments wholly behind it."""

@@ -171,6 +171,7 @@ class Node:
                 return
             self.mqtt_backoff.succeeded()
             self._status_due = True  # fresh session: announce online (retained) at once
+            self._feed()  # at most one MQTT exchange between two feeds (config.py checks its timeout)
         try:
             m.maintain()
             now = ticks_ms()
@@ -180,11 +181,14 @@ class Node:
                 except Exception as e:  # as an event: a status that cannot be built holds back no record
                     st = None
                     self._error("status", e)
+                self._status_due = False
+                self._last_status = now
                 if st is not None:
                     self._publish_signed(self.status_topic, st, True)
                     st = None
-                self._status_due = False
-                self._last_status = now
+                    self._feed()
+                else:  # tried again in 5 s, not at the next period: the retained status says offline
+                    self._last_status = ticks_add(now, 5000 - self.status_ms)
             self._events()
             start = ticks_ms()
             while len(self.queue):
@@ -218,6 +222,7 @@ class Node:
             self._error("event " + kind, e)
             return False
         self._publish_signed(self.event_topic, p, False)
+        self._feed()
         return True
 
     def _publish_signed(self, topic, payload, retain):

@@ -22,7 +22,8 @@ def recover_queue(self):
     from flashqueue import _SUFFIX, _size
     from pointer import Pointer
     # Losses not yet reported by an event (before this boot): reported again, never forgotten.
-    self.dropped = self._untold = Pointer(self.dir + "/lost").value
+    untold = Pointer(self.dir + "/lost").value - Pointer(self.dir + "/told").value
+    self.dropped = self._untold = untold if untold > 0 else 0
     # One name at a time (os.ilistdir), not a list of them all: with a backlog there are dozens,
     # and a list that long needs a contiguous block a fragmented boot heap may not have.
     for name in _names(self.dir):

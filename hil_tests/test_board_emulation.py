@@ -20,7 +20,7 @@ EMULATION = os.path.join(HERE, "board_emulation")
 
 def _board_config(tmp_path, mqtt_port, ssid="plant-wifi"):
     cfg = {"site": "plant", "node": "esp01", "poll_s": 0.5, "key": KEY, "state_dir": str(tmp_path / "state"),
-           "watchdog_s": 4, "wifi": {"ssid": ssid, "password": "secret"}, "ntp": {"host": "ntp.example"},
+           "watchdog_s": 5, "wifi": {"ssid": ssid, "password": "secret"}, "ntp": {"host": "ntp.example"},
            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "timeout_ms": 2000},
            "analyzers": [{"name": "cod", "profile": "cod_generic", "unit": 1, "timeout_ms": 500,
                           "transport": {"kind": "rtu", "uart": 1, "baud": 9600, "de": 4}}]}
@@ -68,7 +68,7 @@ def test_board_path_joins_wifi_syncs_ntp_polls_over_the_uart_and_publishes_signe
     assert "wlan active=1" in events and "wlan connect plant-wifi" in events, events[:10]
     assert "ntp settime ntp.example" in events
     assert "uart 1 baud=9600 bits=8 parity=None stop=1 timeout=0 rxbuf=512" in events
-    assert "pin 4 out=1 value=0" in events and "wdt timeout=4000" in events
+    assert "pin 4 out=1 value=0" in events and "wdt timeout=5000" in events
     writes = [e for e in events if e.startswith("uart write ")]
     assert len(writes) >= 5 and all(e.endswith(" de=1") for e in writes), writes[:5]  # DE high while sending
     # What reached the broker: signed records of the analyzer's value, seq contiguous, clk from NTP.

@@ -319,6 +319,9 @@ class SimUnit:
     def image(self, fc: int) -> dict[int, int]:
         """address -> register for one function code's table, from the current values."""
         regs: dict[int, int] = {}
+        st = self.profile.get("status")
+        if st and st.get("fc", 3) == fc:  # first: a bit value may be one bit of the status word
+            regs[st["addr"]] = self.status_raw
         for v in self.profile["values"]:
             if v.get("fc", 3) != fc:
                 continue
@@ -329,9 +332,6 @@ class SimUnit:
                 continue
             for i, r in enumerate(_encode_value(v, self.values[v["param"]])):
                 regs[v["addr"] + i] = r
-        st = self.profile.get("status")
-        if st and st.get("fc", 3) == fc:
-            regs[st["addr"]] = self.status_raw
         return regs
 
 

@@ -349,3 +349,33 @@ def test_bit_field_of_a_register_as_a_value():
     bus.unit(2).set_regs(3, 2, [0x8000])
     a.sample(out, 1)
     assert out["e90001"] == (0, "N") and out["e90002"] == (1, "N")
+
+
+def test_a_link_that_breaks_mid_poll_stops_the_poll():
+    # After a first answered read the link drops (OSError): every value is B and the analyzer is
+    # backed off; its further reads are not tried (each would reconnect and wait again).
+    bus = FakeBus()
+    u = bus.unit(1)
+    _f32(bus, 1, 0, 0.5)
+    _f32(bus, 1, 100, 7.5)
+    _f32(bus, 1, 200, 9.5)
+    c = good_config()
+    c["analyzers"] = [{"name": "x", "unit": 1, "timeout_ms": 100, "retries": 1,
+                       "transport": {"kind": "rtu_tcp", "host": "bus", "port": 5020},
+                       "values": [{"param": "w21011", "addr": 0, "type": "float32"},
+                                  {"param": "w21001", "addr": 100, "type": "float32"},
+                                  {"param": "w01018", "addr": 200, "type": "float32"}]}]
+    a = Analyzer(validate_config(c)["analyzers"][0], ModbusMaster(bus))
+    sent = []
+    orig = bus.send
+
+    def send(data):
+        sent.append(data)
+        if len(sent) == 2:
+            raise OSError("link down")
+        return orig(data)
+    bus.send = send
+    out = {}
+    a.sample(out, 0)
+    assert out == {"w21011": (None, "B"), "w21001": (None, "B"), "w01018": (None, "B")}, out
+    assert len(sent) == 2 and a.fails == 1 and a.backing_off(1) and bus.closed == 1

@@ -173,6 +173,21 @@ def test_analyzers_sharing_a_bus_must_agree():
     ok = good_config()
     _second(ok, unit=1, transport={"kind": "rtu_tcp", "host": "cod", "port": 5021})
     validate_config(ok)  # unit 1 again, but on another port: another bus
+    # One device split over two entries (its own poll period each): one unit id, other registers,
+    # both may read its status word.
+    def split(c, addr, status):
+        a = _second(c, unit=1, poll_s=300)
+        a["values"][0]["addr"] = addr
+        if not status:
+            del a["status"]
+    for status in (False, True):
+        ok = good_config()
+        split(ok, 10, status)
+        validate_config(ok)
+    e = _err(lambda c: split(c, 1, False))  # its value runs over the first entry's float at 0-1
+    assert e.field == "analyzers[1].unit" and "register 1" in e.reason and "w01018" in e.reason, str(e)
+    e = _err(lambda c: split(c, 2, False))  # its value is the first entry's status register
+    assert e.field == "analyzers[1].unit" and "register 2" in e.reason and "its status" in e.reason, str(e)
 
 
 def test_modbus_tcp_unit_ids_0_and_255_but_not_on_rtu():
@@ -204,6 +219,20 @@ def test_timeouts_that_would_outlast_the_watchdog_are_refused():
     c["analyzers"][0]["timeout_ms"] = 20000
     c["analyzers"][0]["retries"] = 2
     validate_config(c)
+    # One MQTT exchange (and an NTP sync) between two feeds must fit too.
+    e = _err(lambda c: c.update(watchdog_s=6, mqtt={"host": "b", "timeout_ms": 4000}))
+    assert e.field == "mqtt.timeout_ms" and "watchdog_s (6 s)" in e.reason
+    # On RS-485 the wire time counts: 6 tries x (1000 ms + 175 ms of wire at 1200 baud) = 7050 ms is
+    # not below 7 s, where 6 x 1000 ms alone would be.
+    def slow_line(c):
+        c["watchdog_s"] = 7
+        c["mqtt"]["timeout_ms"] = 1000
+        a = c["analyzers"][0]
+        a["transport"] = {"kind": "rtu", "uart": 1, "baud": 1200}
+        a["timeout_ms"] = 1000
+        a["retries"] = 5
+    e = _err(slow_line)
+    assert e.field == "analyzers[0].timeout_ms" and "x 1 read(s)" in e.reason, str(e)
     c = good_config()
     slow(c)
     c["watchdog_s"] = 0  # no watchdog: nothing to outlast
