@@ -1,5 +1,5 @@
 """Entry point. On the ESP32 (run after boot.py): boardmain.py (/node.json, state on flash, forever).
-On a PC: micropython -X heapsize=256k firmware/main.py node.json (from .mpy: 80k; from a ROMFS image: 64k) [--cycles N] [--state-dir DIR].
+On a PC: micropython -X heapsize=256k firmware/main.py node.json (from .mpy: 88k; from a ROMFS image: 64k) [--cycles N] [--state-dir DIR].
 Validates the config first: a bad config stops before any network access (exit 2 on a PC).
 Kept this small on purpose: the startup code is in start.py, which is unloaded once the node is built."""
 import sys
