@@ -161,4 +161,5 @@ class Analyzer:
             out[vals[j]] = (None, flag)
 
     def health_json(self):
-        return '"%s":[%d,%d,%d,%d]' % (self.name, self.health[0], self.health[1], self.health[2], self.health[3])
+        h = self.health
+        return '"%s":[%d,%d,%d,%d,%d]' % (self.name, h[0], h[1], h[2], h[3], h[4])

@@ -4,8 +4,8 @@ from compat import ticks_ms, ticks_diff
 from modbus_rtu import (ModbusException, FrameError, build_request, request_pdu, rtu_response_length,
                         parse_rtu_response, parse_pdu)
 
-# Indexes into a health list [ok, timeouts, crc (any bad frame), exceptions].
-OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS = 0, 1, 2, 3
+# Indexes into a health list [ok, timeouts, bad frames (any), exceptions, of the bad frames: CRC errors].
+OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS, CRC_ERRORS = 0, 1, 2, 3, 4
 
 
 class ModbusTimeout(Exception):
@@ -67,9 +67,12 @@ class ModbusMaster:
                     health[TIMEOUTS] += 1
                 if attempt >= retries:
                     raise ModbusTimeout("gateway exception %d" % e.args[0])
-            except FrameError:
+            except FrameError as e:
                 if health is not None:
                     health[BAD_FRAMES] += 1
+                    if e.args[0] == "bad CRC":  # modbus_rtu's CRC check: line noise, not a wrong device
+                        health[CRC_ERRORS] += 1
+                e = None
                 if attempt >= retries:
                     raise
             except ModbusTimeout:

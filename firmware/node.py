@@ -42,7 +42,7 @@ class Node:
         return readings
 
     def analyzer_health(self):
-        """Status member "an": {"<analyzer>": [answers, timeouts, bad frames, exceptions], ...}."""
+        """Status member "an": {"<analyzer>": [answers, timeouts, bad frames, exceptions, CRC errors], ...}."""
         return "{" + ",".join([a.health_json() for a in self.analyzers]) + "}"
 
     # ---- one cycle ----

@@ -85,7 +85,7 @@ def init_analyzer(self, cfg, master):
             flat.extend(m)
         blocks.append((b[0], b[1], b[2], tuple(flat)))
     self.blocks = tuple(blocks)
-    self.health = [0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions
+    self.health = [0, 0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions, CRC errors
     self.fails = 0  # polls in a row without any answer
     now = ticks_ms()
     self.next_due = now

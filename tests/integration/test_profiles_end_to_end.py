@@ -182,10 +182,12 @@ def test_faults_on_one_bus_flag_only_their_analyzers_and_are_counted(stack, syst
         def counted():
             st = watch.get("node_a")
             h = st and st.get("an")
-            return h and h["u2"][1] >= 1 and h["u3"][2] >= 1 and h["u4"][3] >= 1 and h["u5"][2] >= 1 and h
+            return (h and h["u2"][1] >= 1 and h["u3"][2] >= 1 and h["u3"][4] >= 1 and h["u4"][3] >= 1
+                    and h["u5"][2] >= 1 and h)
         h = wait_for(counted, 10, "the node's status to count timeouts, bad frames and exceptions")
-        assert h["u1"][0] >= 2 and h["u1"][1:] == [0, 0, 0]  # the healthy one: answers only
-        assert h["tcp1"][1:] == [0, 0, 0]
+        assert h["u1"][0] >= 2 and h["u1"][1:] == [0, 0, 0, 0]  # the healthy one: answers only
+        assert h["tcp1"][1:] == [0, 0, 0, 0]
+        assert h["u5"][4] == 0 and h["u4"][4] == 0  # an answer from the wrong unit is no CRC error
     finally:
         for u in (2, 3, 4, 5):
             rtu.set_fault(u, None)

@@ -135,8 +135,8 @@ def test_health_counts_answers_timeouts_bad_frames_exceptions():
     bus.unit(1).mode = "silent"
     a.sample(out, 3)
     assert out["w01018"] == (None, "B")
-    assert a.health == [1, 1, 1, 1]
-    assert json.loads("{" + a.health_json() + "}") == {"cod": [1, 1, 1, 1]}
+    assert a.health == [1, 1, 1, 1, 1]  # the bad frame was a CRC error
+    assert json.loads("{" + a.health_json() + "}") == {"cod": [1, 1, 1, 1, 1]}
 
 
 def test_dead_analyzer_backs_off_up_to_a_cap_and_comes_back():
@@ -217,7 +217,7 @@ def test_node_several_analyzers_share_one_bus_and_a_dead_one_costs_only_its_time
         out = r.node.sample()  # ph is backing off: no request, no time spent, still reported B
         assert out["w01001"] == (None, "B") and bus.waits == [100, 300, 100]
         h = json.loads(r.node.analyzer_health())
-        assert h == {"cod": [2, 0, 0, 0], "ph": [0, 1, 0, 0], "cems": [2, 0, 0, 0]}
+        assert h == {"cod": [2, 0, 0, 0, 0], "ph": [0, 1, 0, 0, 0], "cems": [2, 0, 0, 0, 0]}
     finally:
         r.done()
 
@@ -302,7 +302,7 @@ def test_a_block_that_goes_unanswered_after_others_answered_is_B_alone():
     u.silent_at = (100,)
     a.sample(out, 1)
     assert out == {"w21011": (0.5, "N"), "w21001": (None, "B"), "w01018": (1.5, "N")}, out
-    assert a.fails == 0 and not a.backing_off(2) and a.health == [5, 2, 0, 0]  # with its one retry
+    assert a.fails == 0 and not a.backing_off(2) and a.health == [5, 2, 0, 0, 0]  # with its one retry
     # The status register's block unanswered after a value block answered: nothing vouches for the
     # value that was read, so it is B too; still not a dead analyzer.
     u.set_regs(3, 200, [0])
@@ -326,7 +326,7 @@ def test_gateway_exception_0b_is_a_dead_analyzer_B_and_backed_off():
     out = {}
     a.sample(out, 0)
     assert out == {"w01018": (None, "B")} and a.fails == 1 and a.backing_off(500)
-    assert a.health == [0, 1, 0, 0]
+    assert a.health == [0, 1, 0, 0, 0]
 
 
 def test_bit_field_of_a_register_as_a_value():

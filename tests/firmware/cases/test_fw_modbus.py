@@ -98,7 +98,7 @@ def test_master_errors():
 from modbus_rtu import build_request, parse_rtu_response, rtu_frame, rtu_response_length
 from rtu_timing import char_us, silent_us, gap_us, frame_ms
 from modbus_tcp import mbap_frame, parse_mbap_header
-from modbus_master import OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS
+from modbus_master import OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS, CRC_ERRORS
 from modbus_fakes import FakeBus
 
 
@@ -207,16 +207,16 @@ def test_master_retries_and_health_counts():
     for framing in ("rtu", "mbap"):
         bus, u = _bus(framing)
         m = ModbusMaster(bus)
-        h = [0, 0, 0, 0]
+        h = [0, 0, 0, 0, 0]
         u.mode = "silent"
         raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 50, 2, h)
-        assert u.asked == 3 and h == [0, 3, 0, 0]  # first try + 2 retries
+        assert u.asked == 3 and h == [0, 3, 0, 0, 0]  # first try + 2 retries
         u.mode = "exception"
         assert raises(ModbusException, m.read_registers, 3, 3, 100, 1, 50, 2, h).code == 4
         assert u.asked == 4 and h[EXCEPTIONS] == 1  # a clear answer: not repeated
         u.mode = "wrong_unit"
         raises(FrameError, m.read_registers, 3, 3, 100, 1, 50, 1, h)
-        assert h[BAD_FRAMES] == 2 and u.asked == 6
+        assert h[BAD_FRAMES] == 2 and h[CRC_ERRORS] == 0 and u.asked == 6  # a wrong unit is no CRC error
         u.mode = "short"
         raises((FrameError, ModbusTimeout), m.read_registers, 3, 3, 100, 2, 50, 0, h)
         u.mode = "ok"
@@ -224,10 +224,10 @@ def test_master_retries_and_health_counts():
         assert h[OK] == 1 and h[TIMEOUTS] >= 3
     bus, u = _bus("rtu")
     m = ModbusMaster(bus)
-    h = [0, 0, 0, 0]
+    h = [0, 0, 0, 0, 0]
     u.mode = "badcrc"
     raises(FrameError, m.read_registers, 3, 3, 100, 1, 50, 1, h)
-    assert h == [0, 0, 2, 0]
+    assert h == [0, 0, 2, 0, 2]  # both bad frames were CRC errors
     u.mode = "oserror"
     raises(OSError, m.read_registers, 3, 3, 100, 1, 50, 3, h)
     assert u.asked == 3 and bus.closed == 1 and h[TIMEOUTS] == 1  # broken link: closed, not repeated
@@ -262,14 +262,14 @@ def test_gateway_no_answer_exceptions_are_timeouts_not_faults():
         for code in (10, 11):
             bus, u = _bus(framing)
             m = ModbusMaster(bus)
-            h = [0, 0, 0, 0]
+            h = [0, 0, 0, 0, 0]
             u.mode = "exception"
             u.exc_code = code
             raises(ModbusTimeout, m.read_registers, 3, 3, 100, 1, 50, 2, h)
-            assert u.asked == 3 and h == [0, 3, 0, 0], (framing, code, h)
+            assert u.asked == 3 and h == [0, 3, 0, 0, 0], (framing, code, h)
             u.exc_code = 2  # any other code is the analyzer's own answer: once, an exception
             assert raises(ModbusException, m.read_registers, 3, 3, 100, 1, 50, 2, h).code == 2
-            assert u.asked == 4 and h == [0, 3, 0, 1]
+            assert u.asked == 4 and h == [0, 3, 0, 1, 0]
 
 
 def test_byte_count_is_checked_even_with_a_valid_crc_and_length():
