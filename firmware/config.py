@@ -245,10 +245,10 @@ def _check_watchdog(cfg):
     if not wd:
         return
     import sys
-    had = "nodesetup" in sys.modules
-    from nodesetup import plan_blocks
+    had = "blockplan" in sys.modules
+    from blockplan import plan_blocks
     if not had:
-        sys.modules.pop("nodesetup", None)  # needed only now: its bytecode can be freed
+        sys.modules.pop("blockplan", None)  # needed only now: its bytecode can be freed
     fix = "; lower %s, or raise watchdog_s"
     mq = cfg["mqtt"]["timeout_ms"]
     if mq + 2000 >= wd:

@@ -3,38 +3,8 @@ queue, first). Imported for the call through compat.call_once and unloaded after
 is not in the heap while the node polls (the heap is the budget: see README "Heap")."""
 import gc
 from compat import ticks_ms, call_once
-from decode import register_count
 
-_STATUS = -1  # member index marking the status register inside a read block (as analyzer.py)
 _KINDS = {"code": 0, "bits": 1, "ascii_flag": 2}  # analyzer._CODE, _BITS, _ASCII
-
-
-def _nregs(typ):
-    return 1 if typ == "bit" else register_count(typ)
-
-
-def plan_blocks(values, status, max_regs=125):
-    """Group value/status registers into as few read requests as possible: same fc, contiguous
-    (no gaps: unmapped registers would make the whole request fail), at most max_regs (2000 bits).
-    Returns [[fc, start, count, [(member, offset), ...]], ...]; member is a value index or -1."""
-    items = []
-    for i, v in enumerate(values):
-        items.append((v["fc"], v["addr"], _nregs(v["type"]), i))
-    if status is not None:
-        items.append((status["fc"], status["addr"], 1, _STATUS))
-    items.sort(key=lambda t: (t[0], t[1], t[3]))
-    blocks = []
-    cur = None
-    for fc, addr, n, member in items:
-        top = 2000 if fc <= 2 else max_regs
-        if (cur is not None and fc == cur[0] and addr <= cur[1] + cur[2]
-                and max(cur[1] + cur[2], addr + n) - cur[1] <= top):
-            cur[2] = max(cur[1] + cur[2], addr + n) - cur[1]
-        else:
-            cur = [fc, addr, n, []]
-            blocks.append(cur)
-        cur[3].append((member, addr - cur[1]))
-    return blocks
 
 
 def _scaling(scale):
@@ -79,7 +49,7 @@ def init_analyzer(self, cfg, master):
     self.vals = tuple(vals)
     # (fc, start, count, (member, offset, member, offset, ...)): flat tuples, not lists of tuples.
     blocks = []
-    for b in plan_blocks(values, st, cfg.get("max_regs", 125)):
+    for b in call_once("blockplan", "plan_blocks", values, st, cfg.get("max_regs", 125)):
         flat = []
         for m in b[3]:
             flat.extend(m)

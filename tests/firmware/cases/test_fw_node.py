@@ -1,6 +1,6 @@
 import json
 from node import Node
-from nodesetup import plan_blocks
+from blockplan import plan_blocks
 from config import validate_config
 from fakes import FakeSlave, FakeHW, FakeMQTT, good_config, make_tmpdir, rmtree
 
