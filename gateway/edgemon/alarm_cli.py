@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from . import statedir as sd
+
 config_argument = click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 
 
@@ -76,24 +78,37 @@ def check_config(config):
 
 
 @alarms.command("list")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default="./run/gateway/alarms",
-              show_default=True, help="The alarm state folder (the gateway's state dir + /alarms).")
-def list_alarms(state_dir):
-    """Active alarms from the persisted state, and SMS still waiting in the outbox."""
+@sd.config_option
+@sd.state_dir_option
+@click.option("--limit", type=int, default=20, show_default=True, help="How many recent raises/clears to show (0: all).")
+def list_alarms(config, state_dir, limit):
+    """Recent alarm history (raises and clears), the alarms active now, and SMS waiting in the outbox.
+
+    Times are Beijing time (Asia/Shanghai), as in the SMS texts.
+
+    \b
+    Examples:
+      edgemon alarms list --config /etc/edgemon/gateway.toml
+      edgemon alarms list --config run/demo/gateway.toml --limit 0"""
     from .alarms.messages import local_time
-    from .alarms.observer import read_state
+    from .alarms.observer import read_history, read_state
     from .sms.outbox import Outbox
 
-    mem = read_state(state_dir)
+    folder = sd.resolve(config, state_dir, "alarms")
+    history = read_history(folder, limit)
+    click.echo(f"recent alarm events ({len(history)} shown, Beijing time):" if history else "no alarm events yet")
+    for h in history:
+        click.echo(f"  {local_time(h['ts'])} {h['event']:8} {h['site']}/{h['node']} {h['param']} {h['rule']}: "
+                   f"value {h.get('value')} limit {h.get('limit')}")
+    mem = read_state(folder)
     active = [(k, a) for k, a in sorted(mem["alarms"].items()) if a["phase"] in ("raised", "clearing")]
-    if not active:
-        click.echo("no active alarms")
+    click.echo(f"{len(active)} active alarm(s)" if active else "no active alarms")
     for key, a in active:
         site, node, param, rule = key.split("|")
-        click.echo(f"{site}/{node} {param} {rule}: since {local_time(a['start_ts'])} value {a.get('value')} "
+        click.echo(f"  {site}/{node} {param} {rule}: since {local_time(a['start_ts'])} value {a.get('value')} "
                    f"limit {a.get('limit')}{' (escalated)' if a.get('escalated') else ''}"
                    f"{' (clearing)' if a['phase'] == 'clearing' else ''}")
-    pending = Outbox(state_dir).pending() if (Path(state_dir) / "sms_outbox.json").exists() else []
+    pending = Outbox(folder).pending() if (folder / "sms_outbox.json").exists() else []
     click.echo(f"{len(pending)} SMS waiting in the outbox")
     for m in pending:
         click.echo(f"  {m.to} attempts {m.attempts} last error {m.last_error or '-'}: {m.text}")

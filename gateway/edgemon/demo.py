@@ -10,7 +10,6 @@ its Chinese SMS and the clear show. Ctrl-C stops every process this started, by 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import random
@@ -21,12 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 
+from . import demo_view as view
 from .demo_sites import SITES, Site
 from .nodeproc import FirmwareProcess, profile_analyzer, profile_node_config
 from .procutil import child_kwargs
@@ -34,48 +31,12 @@ from .simulator import BusSimulator
 from .sms.modemsim import ModemSimulator
 from .stack import LocalStack
 
-log = logging.getLogger("edgemon.demo")
-
-FLAG_NAMES = {"N": "normal", "F": "stopped", "M": "maintenance", "S": "manual", "D": "fault",
-              "C": "calibration", "T": "over range", "B": "no answer"}
 DUTY_PHONE = "+8613800000001"
-NODE_HEAP = "256k"  # the firmware runs from source here; the compiler needs heap the device (.mpy) does not
-
-
-def _param_names() -> dict[str, tuple[str, str]]:
-    import tomllib
-
-    doc = tomllib.loads((Path(__file__).parent / "data" / "params.toml").read_text("utf-8"))
-    return {code: (v.get("short") or v.get("name", code), v.get("unit", "")) for code, v in doc.items()}
-
-
-def _query(influx_url: str, database: str, q: str) -> list[dict]:
-    r = requests.get(influx_url + "/query", params={"db": database, "q": q, "epoch": "ms"}, timeout=5)
-    r.raise_for_status()
-    rows = []
-    for result in r.json().get("results", []):
-        for series in result.get("series", []) or []:
-            for values in series["values"]:
-                row = dict(zip(series["columns"], values))
-                row.update(series.get("tags", {}))
-                rows.append(row)
-    return rows
-
-
-def latest_readings(influx_url: str, database: str) -> list[dict]:
-    """The newest `reading` point of every site/node/param, straight from InfluxDB."""
-    rows = _query(influx_url, database, 'SELECT * FROM "reading" WHERE time > now() - 1h '
-                                        'GROUP BY "site","node","param" ORDER BY time DESC LIMIT 1')
-    return sorted(rows, key=lambda r: (r["site"], r["node"], r["param"]))
-
-
-def node_states(influx_url: str, database: str) -> dict[tuple[str, str], bool]:
-    rows = _query(influx_url, database, 'SELECT last("online") AS online FROM "node" GROUP BY "site","node"')
-    return {(r["site"], r["node"]): bool(r["online"]) for r in rows}
-
-
-def alarm_events(influx_url: str, database: str) -> list[dict]:
-    return _query(influx_url, database, 'SELECT * FROM "alarm" ORDER BY time DESC LIMIT 6')
+# The nodes run as a board runs them: .mpy bytecode in a ROMFS image executed in place, in the
+# ESP32's 64 KiB heap (-X heapsize=64k).
+NODE_HEAP = "64k"
+NODE_MODE = "romfs"
+FIRST_RECORD_TIMEOUT_S = 60.0
 
 
 # --- the files a technician and an operator would write ----------------------------------------------
@@ -98,13 +59,14 @@ def write_gateway_files(run_dir: Path, stack: LocalStack, keys: dict[str, str], 
         sites_toml += [f"[sites.{s.site}]", f"poll_s = {poll_s}", f"nodes = [{nodes}]", ""]
     (run_dir / "alarms.toml").write_text("\n".join(alarms), encoding="utf-8")
     gw = [
-        "[gateway]", 'id = "demo-gateway"', f'state_dir = "{run_dir / "gateway"}"', "",
+        # Paths in gateway.toml are read relative to its own folder (run_dir).
+        "[gateway]", 'id = "demo-gateway"', 'state_dir = "gateway"', "",
         "[mqtt]", f'host = "{stack.mosquitto.host}"', f"port = {stack.mosquitto.port}",
         f'username = "{stack.gateway_user}"', 'password_env = "EDGEMON_MQTT_PASSWORD"', "",
         "[influx]", 'api = "v1"', f'url = "{stack.influx.url}"', f'database = "{stack.influx.database}"', "",
-        "[trust]", f'keys_file = "{keys_path}"', "require_signatures = true", "",
+        "[trust]", f'keys_file = "{keys_path.name}"', "require_signatures = true", "",
         "[liveness]", f"default_poll_s = {poll_s}", "silent_periods = 5", "",
-        "[alarms]", f'config = "{run_dir / "alarms.toml"}"', "",
+        "[alarms]", 'config = "alarms.toml"', "",
     ] + sites_toml
     path = run_dir / "gateway.toml"
     path.write_text("\n".join(gw), encoding="utf-8")
@@ -114,21 +76,29 @@ def write_gateway_files(run_dir: Path, stack: LocalStack, keys: dict[str, str], 
 class Demo:
     """Everything the demo starts, so that stop() can always stop exactly that."""
 
-    def __init__(self, run_dir: Path, poll_s: float, day_s: float, breach_at_s: float, breach_for_s: float):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Path, poll_s: float, day_s: float, breach_at_s: float, breach_for_s: float,
+                 first_record_timeout_s: float = FIRST_RECORD_TIMEOUT_S):
+        # Resolved once: the gateway reads its files relative to gateway.toml and the firmware runs
+        # in firmware/, so no path handed to a child may depend on our working directory.
+        self.run_dir = Path(run_dir).resolve()
         self.poll_s, self.day_s = poll_s, day_s
         self.breach_at_s, self.breach_for_s = breach_at_s, breach_for_s
+        self.first_record_timeout_s = first_record_timeout_s
         self.stack = LocalStack(self.run_dir)
         self.modem: ModemSimulator | None = None
         self.buses: dict[tuple[str, str], BusSimulator] = {}
         self.nodes: dict[tuple[str, str], FirmwareProcess] = {}
         self.gateway: subprocess.Popen | None = None
         self.started = time.time()
+        self.first_record_at: float | None = None
         self.phase = {(s.site, a.name, p): random.uniform(0, 2 * math.pi)
                       for s in SITES for n in s.nodes for a in n.analyzers for p in a.signals}
+        self.totals: dict[tuple[str, str, str], dict[str, float]] = {}  # running totalisers per analyzer
+        self._driven_at: float | None = None
 
     def start(self, console: Console):
-        console.print("[bold]starting Mosquitto and InfluxDB…[/bold]")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        console.print("starting Mosquitto and InfluxDB…")
         self.stack.start()
         (self.run_dir / "dev").mkdir(exist_ok=True)
         self.modem = ModemSimulator(self.run_dir / "dev").start()
@@ -143,10 +113,10 @@ class Demo:
         self.drive_values()
         gw_toml = write_gateway_files(self.run_dir, self.stack, keys, self.modem.path, self.poll_s)
         env = dict(os.environ, EDGEMON_MQTT_PASSWORD=self.stack.gateway_password)
-        gw_log = open(self.run_dir / "gateway.log", "a")
-        self.gateway = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "gateway", "run", "--config",
-                                         str(gw_toml)], env=env, stdout=gw_log, stderr=subprocess.STDOUT,
-                                        **child_kwargs())
+        with open(self.run_dir / "gateway.log", "a") as gw_log:
+            self.gateway = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "gateway", "run", "--config",
+                                             str(gw_toml)], env=env, stdout=gw_log, stderr=subprocess.STDOUT,
+                                            **child_kwargs())
         for s in SITES:
             for n in s.nodes:
                 bus = self.buses[(s.site, n.node)]
@@ -159,31 +129,91 @@ class Demo:
                     state_dir=self.run_dir / "nodes" / s.site / n.node / "state", poll_s=self.poll_s)
                 cfg["key"] = keys[f"{s.site}/{n.node}"]
                 proc = FirmwareProcess(cfg, self.run_dir / "nodes" / s.site / n.node / "node.json",
-                                       heapsize=NODE_HEAP)
+                                       heapsize=NODE_HEAP, mode=NODE_MODE)
                 self.nodes[(s.site, n.node)] = proc.start()
                 console.print(f"  {s.site} ({s.label}) {n.node}: {len(n.analyzers)} analyzer(s) on "
                               f"127.0.0.1:{bus.port} ({'RTU over TCP' if n.framing == 'rtu' else 'Modbus TCP'}), "
-                              f"firmware pid {proc.proc.pid}")
+                              f"firmware pid {proc.proc.pid} (ROMFS, heap {NODE_HEAP})")
+        self._write_processes()
         self.started = time.time()
+
+    def _write_processes(self):
+        """run_dir/processes.json: what runs where, for an operator (and the tests)."""
+        doc = {"demo": os.getpid(), "gateway": self.gateway.pid if self.gateway else None,
+               "mosquitto": self.stack.mosquitto.proc.pid if self.stack.mosquitto.proc else None,
+               "influxd": self.stack.influx.proc.pid if self.stack.influx.proc else None,
+               "nodes": {f"{s}/{n}": p.proc.pid for (s, n), p in self.nodes.items() if p.proc},
+               **self.stack.describe()}
+        (self.run_dir / "processes.json").write_text(json.dumps(doc, indent=1, default=str))
 
     def breach_active(self, now: float) -> bool:
         t = now - self.started
         return self.breach_at_s <= t < self.breach_at_s + self.breach_for_s
 
     def drive_values(self):
-        """Move every simulated value along its daily cycle; hold the staged breach while it lasts."""
+        """Move every simulated value along its daily cycle, run the totalisers on in real time, and
+        hold the staged breach while it lasts."""
         now = time.time()
+        dt = 0.0 if self._driven_at is None else now - self._driven_at
+        self._driven_at = now
         for s in SITES:
             for n in s.nodes:
                 bus = self.buses[(s.site, n.node)]
                 for a in n.analyzers:
-                    for param, sig in a.signals.items():
-                        angle = 2 * math.pi * now / self.day_s + self.phase[(s.site, a.name, param)]
-                        v = sig.mean + sig.swing * math.sin(angle) + random.gauss(0, sig.noise)
-                        bus.set_value(a.unit, param, round(max(v, 0.0), 3))
+                    phase = {p: self.phase[(s.site, a.name, p)] for p in a.signals}
+                    totals = self.totals.setdefault((s.site, n.node, a.name), {})
+                    for param, v in a.step(now, dt, self.day_s, phase, totals).items():
+                        bus.set_value(a.unit, param, v)
             if s.staged_breach and self.breach_active(now):
                 node, unit, param, value = s.staged_breach
                 self.buses[(s.site, node)].set_value(unit, param, value)
+
+    def failure(self, rows_seen: bool) -> str | None:
+        """Why the demo cannot go on (a process died, or no record reached InfluxDB in time), with the
+        line of the log that explains it; None while all is well."""
+        rd = self.run_dir
+        if self.gateway is not None and self.gateway.poll() is not None:
+            why = view.explaining_line(rd / "gateway.log")
+            return (f"gateway {view.exit_text(self.gateway.returncode)}"
+                    + (f": {why}" if why else "") + f" (see {rd / 'gateway.log'})")
+        for (site, node), p in self.nodes.items():
+            if not p.alive():
+                why = view.explaining_line(p.log_path)
+                return (f"firmware {site}/{node} {view.exit_text(p.proc.returncode if p.proc else None)}"
+                        + (f": {why}" if why else "") + f" (see {p.log_path})")
+        for name, proc in (("Mosquitto", self.stack.mosquitto.proc), ("InfluxDB", self.stack.influx.proc)):
+            if proc is not None and proc.poll() is not None:
+                return f"{name} {view.exit_text(proc.returncode)} (see its log under {rd})"
+        if rows_seen:
+            self.first_record_at = self.first_record_at or time.time()
+        elif time.time() - self.started > self.first_record_timeout_s:
+            hints = [h for h in [view.explaining_line(rd / "gateway.log"),
+                                 *(view.explaining_line(p.log_path) for p in self.nodes.values())]
+                     if h and view._ERROR.search(h)]
+            return (f"no record reached InfluxDB within {self.first_record_timeout_s:.0f} s"
+                    + (f": {hints[0]}" if hints else "; gateway.log and nodes/*/*/node.log say no more"))
+        return None
+
+    def plan_text(self) -> str:
+        t = time.time() - self.started
+        staged = next(s for s in SITES if s.staged_breach)
+        if t < self.breach_at_s:
+            return f"staged exceedance at {staged.site} in {self.breach_at_s - t:.0f} s"
+        if self.breach_active(time.time()):
+            return f"staged exceedance at {staged.site} now (COD {staged.staged_breach[3]} mg/L)"
+        return "staged exceedance over: the alarm clears after two clean readings"
+
+    def snapshot(self) -> view.Snapshot:
+        gw = view.exit_text(self.gateway.poll() if self.gateway else None)
+        snap = view.Snapshot.take(
+            self.stack.influx.url, self.stack.influx.database,
+            sms=self.modem.texts() if self.modem else [],
+            heap_peak={k: p.heap_peak for k, p in self.nodes.items()},
+            uptime_s=time.time() - self.started, plan=self.plan_text(), gateway=gw,
+            nodes_alive=(sum(p.alive() for p in self.nodes.values()), len(self.nodes)),
+            where=self.stack.describe())
+        snap.failure = self.failure(bool(snap.rows))
+        return snap
 
     def stop(self) -> list[int]:
         pids = [p.proc.pid for p in self.nodes.values() if p.proc]
@@ -202,91 +232,92 @@ class Demo:
             bus.stop()
         if self.modem:
             self.modem.stop()
-        self.stack.stop()
         pids += [p.pid for p in (self.stack.mosquitto.proc, self.stack.influx.proc) if p]
+        self.stack.stop()
         return pids
 
-    # --- the live view -----------------------------------------------------------------------------
-    def render(self):
-        names = _param_names()
-        table = Table(title="Latest readings in InfluxDB", expand=True)
-        for col in ("site", "node", "parameter", "value", "flag", "age", "node", "fw heap peak"):
-            table.add_column(col)
-        url, db = self.stack.influx.url, self.stack.influx.database
-        try:
-            rows, states, alarms = latest_readings(url, db), node_states(url, db), alarm_events(url, db)
-        except requests.RequestException as exc:
-            rows, states, alarms = [], {}, []
-            table.caption = f"InfluxDB query failed: {exc}"
-        now_ms = time.time() * 1000
-        for row in rows:
-            short, unit = names.get(row["param"], (row["param"], ""))
-            value = "—" if row.get("value") is None else f"{row['value']:.3g} {unit}"
-            flag = row.get("flag") or "?"
-            style = "green" if flag == "N" else "yellow"
-            online = states.get((row["site"], row["node"]))
-            proc = self.nodes.get((row["site"], row["node"]))
-            heap = f"{proc.heap_peak / 1024:.0f} KiB" if proc and proc.heap_peak else "—"
-            table.add_row(row["site"], row["node"], f"{short} {row['param']}", value,
-                          f"[{style}]{flag} {FLAG_NAMES.get(flag, '')}[/{style}]",
-                          f"{(now_ms - row['time']) / 1000:.1f} s",
-                          "online" if online else ("offline" if online is not None else "—"), heap)
-        if not rows:
-            table.add_row("(waiting for the first records…)", *[""] * 7)
-        events = [f"{time.strftime('%H:%M:%S', time.localtime(a['time'] / 1000))} {a['site']} {a['param']} "
-                  f"[bold]{a['state']}[/bold] value {a['value']} limit {a['limit']}" for a in alarms]
-        texts = [f"→ {num}: {text}" for num, text in (self.modem.texts() if self.modem else [])][-4:]
-        t = time.time() - self.started
-        staged = next(s for s in SITES if s.staged_breach)
-        if t < self.breach_at_s:
-            plan = f"staged exceedance at {staged.site} in {self.breach_at_s - t:.0f} s"
-        elif self.breach_active(time.time()):
-            plan = f"[red]staged exceedance at {staged.site} now (COD {staged.staged_breach[3]} mg/L)[/red]"
-        else:
-            plan = "staged exceedance over: the alarm clears after two clean readings"
-        alarm_text = "\n".join(events or ["(no alarm yet)"]) + "\n\n[bold]SMS sent to the modem:[/bold]\n" + \
-            "\n".join(texts or ["(none yet)"])
-        info = self.stack.describe()
-        gw_ok = self.gateway is not None and self.gateway.poll() is None
-        where = (f"InfluxDB {info['influxdb']}  database [bold]{info['database']}[/bold]   "
-                 f"MQTT broker {info['mqtt']}   run folder {info['run_dir']}\n"
-                 f"gateway {'running' if gw_ok else '[red]stopped[/red]'} (gateway.log)   "
-                 f"firmware processes alive {sum(p.alive() for p in self.nodes.values())}/{len(self.nodes)}   "
-                 f"up {t:.0f} s   {plan}   Ctrl-C stops everything")
-        return Group(table, Panel(alarm_text, title="alarms (InfluxDB `alarm`) and SMS"),
-                     Panel(where, title="where the data lives"))
+
+def heap_limit_bytes() -> int:
+    return int(NODE_HEAP.rstrip("k")) * 1024
 
 
 def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0, day_s: float = 600.0,
-             breach_at_s: float = 20.0, breach_for_s: float = 20.0, console: Console | None = None) -> dict:
-    """Run until Ctrl-C (or for duration_s). Returns what was seen, for tests and the summary line."""
+             breach_at_s: float = 20.0, breach_for_s: float = 20.0, console: Console | None = None,
+             first_record_timeout_s: float = FIRST_RECORD_TIMEOUT_S) -> dict:
+    """Run until Ctrl-C / SIGINT / SIGTERM (or for duration_s), or until something fails. Returns what
+    was seen (also written to run_dir/summary.json); summary["failure"] is the reason when it failed.
+    On a terminal it shows a live view; otherwise (piped) it prints plain progress lines."""
     console = console or Console()
-    demo = Demo(run_dir, poll_s, day_s, breach_at_s, breach_for_s)
-    summary: dict = {}
-    stop = {"flag": False}
-    old_term = signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
+    demo = Demo(run_dir, poll_s, day_s, breach_at_s, breach_for_s, first_record_timeout_s)
+    summary: dict = {"failure": None, "stopped_by": None}
+    stop: dict = {"signal": None}
+
+    def on_signal(signum, _frame):
+        if stop["signal"] is not None:  # asked twice: stop now, whatever we were doing
+            raise KeyboardInterrupt
+        stop["signal"] = signal.Signals(signum).name
+
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    snap = None
     try:
         demo.start(console)
-        with Live(demo.render(), console=console, refresh_per_second=1, transient=False) as live:
-            while not stop["flag"] and (duration_s is None or time.time() - demo.started < duration_s):
+        def line(text: str):  # one log line per event: no wrapping, no markup
+            console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+        plain = None if console.is_terminal else view.PlainView(line)
+        if plain:
+            w = demo.stack.describe()
+            line(f"InfluxDB {w['influxdb']} database {w['database']}; MQTT broker {w['mqtt']}; "
+                          f"run folder {w['run_dir']}; no terminal: progress as plain lines, Ctrl-C stops")
+
+        def keep_going():
+            return (stop["signal"] is None and (snap is None or snap.failure is None)
+                    and (duration_s is None or time.time() - demo.started < duration_s))
+
+        if plain:
+            while keep_going():
                 time.sleep(1)
                 demo.drive_values()
-                live.update(demo.render())
-        url, db = demo.stack.influx.url, demo.stack.influx.database
-        summary["rows"] = latest_readings(url, db)
-        summary["alarms"] = _query(url, db, 'SELECT * FROM "alarm" ORDER BY time')
-        summary["quarantined"] = _query(url, db, 'SELECT * FROM "gateway" ORDER BY time DESC LIMIT 1')
+                snap = demo.snapshot()
+                plain.update(snap)
+            if snap is not None:
+                plain.update(snap, force=True)
+        else:
+            snap = demo.snapshot()
+            with Live(view.live_view(snap, heap_limit_bytes()), console=console, refresh_per_second=1) as live:
+                while keep_going():
+                    time.sleep(1)
+                    demo.drive_values()
+                    snap = demo.snapshot()
+                    live.update(view.live_view(snap, heap_limit_bytes()))
+        summary["failure"] = snap.failure if snap else None
+        summary["stopped_by"] = stop["signal"] or ("failure" if summary["failure"] else "duration")
     except KeyboardInterrupt:
-        console.print("\n[bold]Ctrl-C: stopping everything…[/bold]")
+        summary["stopped_by"] = "interrupt"
+    except Exception as exc:  # a start-up step failed: say which, stop what did start
+        summary["failure"] = f"{type(exc).__name__}: {exc}"
+        summary["stopped_by"] = "failure"
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        if stop["signal"] or summary["stopped_by"] == "interrupt":
+            console.print(f"\n{stop['signal'] or 'Ctrl-C'}: stopping everything…")
+        try:
+            url, db = demo.stack.influx.url, demo.stack.influx.database
+            summary["rows"] = view.latest_readings(url, db)
+            summary["alarms"] = view.query(url, db, 'SELECT * FROM "alarm" ORDER BY time')
+        except Exception as exc:  # InfluxDB never started or already gone: the summary says so
+            summary.setdefault("rows", [])
+            summary.setdefault("alarms", [])
+            summary["query_error"] = str(exc)
         summary["sms"] = demo.modem.texts() if demo.modem else []
         summary["heap_peak"] = {f"{s}/{n}": p.heap_peak for (s, n), p in demo.nodes.items()}
+        summary["heap_limit"] = heap_limit_bytes()
         summary["pids"] = demo.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        demo.run_dir.mkdir(parents=True, exist_ok=True)
+        (demo.run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str))
         console.print(f"stopped: firmware, gateway, simulators, modem, Mosquitto and InfluxDB "
-                      f"(data and logs kept in {run_dir})")
-    (Path(run_dir) / "summary.json").write_text(json.dumps(
-        {k: v for k, v in summary.items() if k in ("sms", "heap_peak", "alarms")}, ensure_ascii=False, indent=1))
+                      f"(data and logs kept in {demo.run_dir}; summary.json)")
     return summary
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from . import statedir as sd
+
 DEFAULT_STATE_DIR = "./run/gateway"
 
 state_dir_option = click.option(
@@ -126,10 +128,12 @@ def quarantine():
     """Payloads the gateway refused, with the reason."""
 
 
-def _entries(state_dir: Path):
+def _entries(config: Path | None, state_dir: Path | None) -> tuple[Path, list[dict]]:
     from . import quarantine as q
+    from .statedir import resolve
 
-    return list(q.read(state_dir / q.FILE_NAME))
+    folder = resolve(config, state_dir)
+    return folder, list(q.read(folder / q.FILE_NAME))
 
 
 def _excerpt(entry: dict, width: int = 60) -> str:
@@ -143,31 +147,41 @@ def _excerpt(entry: dict, width: int = 60) -> str:
 
 
 @quarantine.command("list")
-@state_dir_option
+@sd.config_option
+@sd.state_dir_option
 @click.option("--limit", type=int, default=20, show_default=True, help="Show the N newest entries (0: all).")
-def list_entries(state_dir: Path, limit: int):
-    """Show quarantined payloads, newest last."""
+def list_entries(config: Path | None, state_dir: Path | None, limit: int):
+    """Show quarantined payloads, newest last.
+
+    \b
+    Examples:
+      edgemon quarantine list --config /etc/edgemon/gateway.toml
+      edgemon quarantine list --config run/demo/gateway.toml --limit 0"""
     from rich.console import Console
     from rich.table import Table
 
-    entries = _entries(state_dir)
+    state_dir, entries = _entries(config, state_dir)
+    if not entries:
+        click.echo(f"no quarantined payloads in {state_dir}")
+        return
     shown = entries[-limit:] if limit > 0 else entries
     table = Table(title=f"quarantine: {len(shown)} of {len(entries)} entries ({state_dir})")
     for name in ("time", "topic", "reason", "payload"):
         table.add_column(name, overflow="fold")
     for e in shown:
-        when = datetime.fromtimestamp(e.get("received_ms", 0) / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        when = datetime.fromtimestamp(e.get("received_ms", 0) / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
         table.add_row(when, str(e.get("topic")), str(e.get("reason")), _excerpt(e))
     Console().print(table)
 
 
 @quarantine.command("count")
-@state_dir_option
-def count_entries(state_dir: Path):
+@sd.config_option
+@sd.state_dir_option
+def count_entries(config: Path | None, state_dir: Path | None):
     """Count quarantined payloads, in total and per site/node (or per topic when it was bad)."""
     from .quarantine import where_from_topic
 
-    entries = _entries(state_dir)
+    _folder, entries = _entries(config, state_dir)
     counts = Counter(where_from_topic(str(e.get("topic"))) for e in entries)
     click.echo(f"{len(entries)} quarantined")
     for where, n in counts.most_common():

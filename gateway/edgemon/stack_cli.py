@@ -95,23 +95,40 @@ def _simulate_profiles(port, first_unit, profiles, framing, sets, status):
 
 
 @click.command()
-@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("run/demo"), show_default=True)
+@click.option("--run-dir", type=click.Path(path_type=Path), default=Path("run/demo"), show_default=True,
+              help="Folder for every config, data file and log of the demo (relative to the current folder).")
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
 @click.option("--poll", type=float, default=2.0, show_default=True, help="Node poll period, s.")
 @click.option("--breach-at", type=float, default=20.0, show_default=True,
               help="Seconds after start when the enterprise outfall's COD is pushed over its limit.")
 @click.option("--breach-for", type=float, default=20.0, show_default=True, help="How long the exceedance lasts, s.")
-def demo(run_dir: Path, duration, poll, breach_at, breach_for):
-    """Run the whole system locally with three simulated sites and show a live view."""
+@click.option("--first-record-timeout", type=float, default=60.0, show_default=True,
+              help="Fail when no record has reached InfluxDB after this many seconds.")
+def demo(run_dir: Path, duration, poll, breach_at, breach_for, first_record_timeout):
+    """Run the whole system locally with three simulated sites and show a live view.
+
+    \b
+    Examples:
+      edgemon demo                              # until Ctrl-C; everything under run/demo/
+      edgemon demo --duration 90 | tee demo.log # piped: plain progress lines instead of the live view
+      edgemon demo --run-dir /tmp/demo --breach-at 10 --breach-for 15
+
+    Exit code 0 when stopped (Ctrl-C, SIGTERM, --duration); 1 when a process died or no record
+    reached InfluxDB in time (the reason, with the log line that explains it, is printed)."""
     from .demo import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    summary = run_demo(run_dir, duration_s=duration, poll_s=poll, breach_at_s=breach_at, breach_for_s=breach_for)
+    summary = run_demo(run_dir, duration_s=duration, poll_s=poll, breach_at_s=breach_at, breach_for_s=breach_for,
+                       first_record_timeout_s=first_record_timeout)
     peaks = summary.get("heap_peak") or {}
     if peaks:
-        click.echo("firmware heap peak (gc.mem_alloc): " + ", ".join(f"{k} {b} B" for k, b in peaks.items()))
+        click.echo(f"firmware heap peak (gc.mem_alloc, of {summary.get('heap_limit', 0)} B): "
+                   + ", ".join(f"{k} {b} B" for k, b in peaks.items()))
     for number, text in summary.get("sms") or []:
         click.echo(f"SMS to {number}: {text}")
+    if summary.get("failure"):
+        click.echo(f"demo failed: {summary['failure']}", err=True)
+        raise SystemExit(1)
 
 
 def _wait_for_signal():

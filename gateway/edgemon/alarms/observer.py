@@ -9,6 +9,7 @@ no second SMS for the same event."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -29,6 +30,9 @@ from .notify import Notice
 log = logging.getLogger(__name__)
 
 STATE_FILE = "alarms_state.json"
+HISTORY_FILE = "alarm_history.jsonl"  # every raise and clear, one JSON line each (`edgemon alarms list`)
+HISTORY_FIELDS = ("event", "site", "node", "param", "rule", "kind", "ts", "start_ts", "episode", "value", "limit",
+                  "message")
 SAVE_EVERY_S = 10.0  # rule memory (window sums, last values) is saved this often when it changed
 
 
@@ -110,6 +114,7 @@ class AlarmObserver:
         self.mem["handoff"] = {
             "lines": out.lines,
             "messages": [asdict(self._message(n, now)) for n in out.notices],
+            "history": [{k: t.get(k) for k in HISTORY_FIELDS} for t in out.transitions],
         }
         self._save()  # (1)
         self._deliver(self.mem["handoff"])  # (2), (3)
@@ -119,6 +124,9 @@ class AlarmObserver:
             return
         self.lines.put(handoff.get("lines", []))
         self.outbox.add([Message(**m) for m in handoff.get("messages", [])])
+        if handoff.get("history"):  # redone after a crash, a line may appear twice: read_history drops it
+            with open(self.state_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
+                f.write("".join(json.dumps(h, ensure_ascii=False) + "\n" for h in handoff["history"]))
         self.mem["handoff"] = None  # saved with the next state write; redoing it is harmless
 
     @staticmethod
@@ -134,3 +142,22 @@ class AlarmObserver:
 
 def read_state(state_dir: Path) -> dict:
     return store.read_json(Path(state_dir) / STATE_FILE, None) or new_mem()
+
+
+def read_history(state_dir: Path, limit: int = 0) -> list[dict]:
+    """Raises and clears, oldest first (the last `limit` when limit > 0); a torn last line is skipped."""
+    seen, out = set(), []
+    try:
+        text = (Path(state_dir) / HISTORY_FILE).read_text("utf-8")
+    except FileNotFoundError:
+        return []
+    for line in text.splitlines():
+        try:
+            h = json.loads(line)
+        except ValueError:
+            continue
+        key = (h.get("episode"), h.get("event"))
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out[-limit:] if limit > 0 else out
