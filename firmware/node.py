@@ -3,8 +3,8 @@ MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a l
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
 from binascii import hexlify
-from record import put_record_rows, build_event, build_status, format_number, OFFLINE
-from record import append_member
+from record import put_record_rows, build_event, build_status, format_number, offline
+from record import append_member, sign
 
 BACKOFF_MIN_MS = 1000
 BACKOFF_CAP_MS = 30000
@@ -118,7 +118,7 @@ class Node:
     def status_payload(self):
         st = build_status(ticks_diff(ticks_ms(), self._boot) // 1000, mem_free(), self.heap_peak,
                           len(self.queue), self.hw.clock.clk, self.hw.rssi(), self.queue.dropped,
-                          self.errors)
+                          self.errors, cn=self._cn)
         return append_member(st, "an", self.analyzer_health())  # per-analyzer Modbus health
 
     def _feed(self):
@@ -164,6 +164,11 @@ class Node:
         if not m.connected:
             if not self.mqtt_backoff.ready():
                 return
+            # A new connection id: this connection's will (signed now, known only to the broker
+            # until it fires) and its online status carry it, so the gateway believes the will for
+            # this connection only (an old will replayed later names an older connection).
+            self._cn[1] += 1
+            m.will = (self.status_topic, sign(offline(self._cn), self.mac), 1, True)
             try:
                 m.connect()
             except Exception as e:
@@ -210,7 +215,10 @@ class Node:
             # Never silent: how many records the bounded queue lost since the last event (also those
             # lost before a reboot that came before the event: the queue keeps that count on flash).
             told = q.dropped
-            if self._event("queue_overflow", '{"dropped":%d,"total":%d}', (told - self._dropped_told, told)):
+            # "lost": every loss since the queue began (flash; only grows), so the gateway counts
+            # each record once even if an event whose PUBACK was lost is followed by a larger one.
+            if self._event("queue_overflow", '{"dropped":%d,"total":%d,"lost":%d}',
+                           (told - self._dropped_told, told, q.lost_total())):
                 self._dropped_told = told
                 q.lost_told()
 
@@ -361,7 +369,7 @@ class Node:
         """Clean stop: say offline (retained) ourselves, since DISCONNECT suppresses the will."""
         if self.mqtt.connected:
             try:
-                self._publish_signed(self.status_topic, OFFLINE, True)
+                self._publish_signed(self.status_topic, offline(self._cn), True)
             except Exception as e:
                 self._error("shutdown", e)
             self.mqtt.disconnect()

@@ -72,7 +72,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.queue = self.mqtt = self.mac = self.event_topic = self.batch_max = self.batch_bytes = None
     self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
-    self._rows = None
+    self._rows = self._cn = None
     self.hw = hw
     self.log = log
     site = config["site"]
@@ -123,7 +123,6 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     # config is freed before their code objects join the heap (a lower startup peak).
     acfgs = masters = None
     gc.collect()
-    from record import sign, OFFLINE
     from backoff import Backoff
     from mqtt import MQTTClient
     from node import BACKOFF_MIN_MS, BACKOFF_CAP_MS
@@ -141,7 +140,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.mqtt = mqtt_client or MQTTClient(
         m.get("client_id") or site + "-" + node, m["host"], m.get("port", 1883),
         m.get("user"), m.get("password"), m.get("keepalive", 60), m.get("clean_session", True),
-        will=(self.status_topic, sign(OFFLINE, self.mac), 1, True), timeout_ms=int(m.get("timeout_ms", 5000)),
+        will=None, timeout_ms=int(m.get("timeout_ms", 5000)),
         socket_factory=getattr(hw, "mqtt_socket_factory", None))
     self.cycles = 0
     self.errors = 0
@@ -167,4 +166,10 @@ def _recover_queue(self, config, hw, log):
     if self.queue.last_seq == 0:
         call_once("queuerecover", "adopt_legacy_seq", self.queue, hw.state_dir)
     self.seq = self.queue.last_seq  # seq of the newest stored record
+    # Boots counted on flash: the connection id [boot, connection] only grows, across reboots too.
+    from pointer import Pointer
+    p = Pointer(self.queue.dir + "/boots")
+    p.store(p.value + 1)
+    self._cn = [p.value, 0]
+    p = None
     gc.collect()

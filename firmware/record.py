@@ -2,7 +2,7 @@
 JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
 import struct
 
-FW_VERSION = "0.2.0"
+FW_VERSION = "0.3.0"
 
 _F32 = bytearray(4)
 
@@ -87,12 +87,19 @@ def _num_or_null(v):
 
 
 def build_status(up_s, heap_free, heap_peak, queue, clk="ntp", rssi=None, dropped=0, errors=0,
-                 state="online", fw=FW_VERSION):
-    """Retained status payload; members after "clk" are extras the gateway may ignore."""
+                 state="online", fw=FW_VERSION, cn=None):
+    """Retained status payload; members after "clk" are extras the gateway may ignore. cn: the
+    connection id [boot, connection] that this connection's will carries too (offline(cn))."""
     return ('{"state":%s,"fw":%s,"up":%d,"heap":%d,"heap_peak":%d,"rssi":%s,"queue":%d,"clk":%s,'
-            '"dropped":%d,"errors":%d}'
+            '"dropped":%d,"errors":%d%s}'
             % (_str(state), _str(fw), up_s, heap_free, heap_peak, _num_or_null(rssi), queue, _str(clk),
-               dropped, errors)).encode()
+               dropped, errors, "" if cn is None else ',"cn":[%d,%d]' % (cn[0], cn[1]))).encode()
 
 
-OFFLINE = b'{"state":"offline"}'
+def offline(cn):
+    """The offline status (the last will, signed at connect time, and the clean stop's own) of
+    connection cn = [boot, connection]: the gateway believes it only for that connection."""
+    return ('{"state":"offline","cn":[%d,%d]}' % (cn[0], cn[1])).encode()
+
+
+OFFLINE = b'{"state":"offline"}'  # firmware 0.2's will, without a connection id (tests, tools)

@@ -174,7 +174,7 @@ def test_publishes_to_real_broker(tmp_path, mosquitto):
         assert d["readings"] == {"w01018": {"v": 35.2, "f": "N"}} and d["clk"] == "ntp"
         assert abs(d["ts"] - t0) < 60000
     status = [json.loads(g[1]) for g in got if g[0] == "edge/v1/demo-site/cod-1/status"]
-    assert status[0]["state"] == "online" and status[-1] == {"state": "offline"}
+    assert status[0]["state"] == "online" and status[-1] == {"state": "offline", "cn": status[0]["cn"]}
     assert "mqtt=up" in r.stdout and "error" not in r.stdout, r.stdout
 
 
@@ -205,4 +205,5 @@ def test_last_will_when_node_dies(tmp_path, mosquitto):
         time.sleep(0.05)
     sub.loop_stop()
     sub.disconnect()
-    assert got and got[0] == ({"state": "offline"}, True)  # retained will
+    assert got and got[0][1] is True  # retained will, naming the connection it ends
+    assert got[0][0]["state"] == "offline" and len(got[0][0]["cn"]) == 2

@@ -122,7 +122,8 @@ def test_run_publishes_records_and_status():
         st = r.mqtt.status()
         assert st[0][0] == "edge/v1/demo-site/cod-1/status" and st[0][3] is True
         assert json.loads(st[0][1])["state"] == "online"
-        assert json.loads(st[-1][1]) == {"state": "offline"}  # clean shutdown
+        cn = json.loads(st[0][1])["cn"]
+        assert json.loads(st[-1][1]) == {"state": "offline", "cn": cn}  # clean shutdown, same connection
         assert r.lines[0].startswith("cycle seq=1 w01018=35.2/N heap_peak="), r.lines[0]
         assert r.node.mqtt.connects == 1
     finally:

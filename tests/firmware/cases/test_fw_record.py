@@ -1,6 +1,6 @@
 import json
 import struct
-from record import build_status, format_number, append_member, OFFLINE
+from record import build_status, format_number, append_member, OFFLINE, offline
 from record_tools import build_record
 
 
@@ -70,10 +70,16 @@ def test_status_shape():
     text = s.decode()
     d = json.loads(text)
     _keys_in_order(text, ("state", "fw", "up", "heap", "heap_peak", "rssi", "queue", "clk"))
-    assert d["state"] == "online" and d["fw"] == "0.2.0" and d["up"] == 42
+    assert d["state"] == "online" and d["fw"] == "0.3.0" and d["up"] == 42
     assert d["heap"] == 90000 and d["heap_peak"] == 23456 and d["rssi"] is None
-    assert d["queue"] == 3 and d["clk"] == "ntp" and d["dropped"] == 0
+    assert d["queue"] == 3 and d["clk"] == "ntp" and d["dropped"] == 0 and "cn" not in d
     assert json.loads(OFFLINE) == {"state": "offline"}
+
+
+def test_status_and_offline_carry_the_connection_id():
+    d = json.loads(build_status(1, 2, 3, 0, "rtc", cn=[7, 12]).decode())
+    assert d["cn"] == [7, 12] and d["clk"] == "rtc"
+    assert offline([7, 12]) == b'{"state":"offline","cn":[7,12]}'
 
 
 def test_signature_hook_appends_last_member():

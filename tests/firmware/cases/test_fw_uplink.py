@@ -84,8 +84,36 @@ def test_signed_record_batch_status_event_and_will():
         assert kinds == ["boot"]
         batch = json.loads(r.mqtt.data()[0][1])["batch"]
         assert all("sig" not in rec for rec in batch)
-        will = r.node.mqtt.will if hasattr(r.node.mqtt, "will") else None
-        assert will is None  # FakeMQTT has none; the real client gets sign(OFFLINE) (test_main_cli)
+        # The will, set before each connect: signed, naming this connection, as its online status does.
+        topic, will, qos, retain = r.node.mqtt.will
+        assert (topic, qos, retain) == ("edge/v1/demo-site/cod-1/status", 1, True)
+        i = will.rfind(b',"sig":"')
+        assert will[i + 8:-2].decode() == mac.hexdigest(will[:i] + b"}")
+        st = json.loads(r.mqtt.status()[-1][1])
+        assert json.loads(will[:i] + b"}") == {"state": "offline", "cn": st["cn"]}
+    finally:
+        r.done()
+
+
+def test_connection_id_grows_per_connection_and_per_boot():
+    r = _Rig()
+    try:
+        r.tick()
+        first = json.loads(r.mqtt.status()[-1][1])["cn"]
+        r.mqtt.close()  # the link drops: the next connection gets the next id
+        r.node.mqtt_backoff.retry_now()
+        r.tick()
+        second = json.loads(r.mqtt.status()[-1][1])["cn"]
+        assert second == [first[0], first[1] + 1]
+        assert json.loads(r.node.mqtt.will[1]) == {"state": "offline", "cn": second}
+        m2 = FakeMQTT()
+        n2 = Node(r.cfg, r.hw, m2, log=r.lines.append)  # a reboot: the boot count on flash goes up
+        n2.service_link(0)
+        st = [json.loads(p[1]) for p in m2.published if p[0].endswith("/status")]
+        assert st[-1]["cn"] == [first[0] + 1, 1]
+        n2.shutdown()  # the clean stop's own offline names the connection too
+        assert json.loads(m2.status()[-1][1]) == {"state": "offline", "cn": [first[0] + 1, 1]}
+        n2.queue.close()
     finally:
         r.done()
 
@@ -105,7 +133,7 @@ def test_overflow_drops_oldest_reports_in_status_and_event():
         r.node.service_link(60000)
         ev = [json.loads(p[1]) for p in r.mqtt.published if p[0] == "edge/v1/demo-site/cod-1/event"]
         over = [e for e in ev if e["kind"] == "queue_overflow"]
-        assert len(over) == 1 and over[0]["detail"] == {"dropped": q.dropped, "total": q.dropped}
+        assert len(over) == 1 and over[0]["detail"] == {"dropped": q.dropped, "total": q.dropped, "lost": q.dropped}
         st = json.loads(r.mqtt.status()[-1][1])
         assert st["dropped"] == q.dropped
         seqs = [d["seq"] for d in _records(r.mqtt)]
@@ -212,7 +240,7 @@ def test_overflow_before_a_reboot_is_still_reported_after_it():
         r.node.service_link(60000)
         ev = [json.loads(p[1]) for p in r.mqtt.published if p[0].endswith("/event")]
         over = [e["detail"] for e in ev if e["kind"] == "queue_overflow"]
-        assert over == [{"dropped": lost, "total": lost}], over
+        assert over == [{"dropped": lost, "total": lost, "lost": lost}], over
         assert json.loads(r.mqtt.status()[-1][1])["dropped"] == lost
         assert len(_records(r.mqtt)) == pending
         # Reported once: the next boot has nothing left to tell.
