@@ -92,14 +92,16 @@ def test_restart_keeps_the_episode_no_second_sms_and_the_clear_is_not_lost(tmp_p
 def test_modem_unplugged_message_waits_on_disk_across_restart(tmp_path, sim):
     cfg = _cfg(tmp_path, sim.path)
     sim.unplug()
-    obs = AlarmObserver(cfg, tmp_path / "state", lambda lines: None)
+    obs = AlarmObserver(cfg, tmp_path / "gw" / "alarms", lambda lines: None)
     obs.on_records("plant", "n1", [rec(T0, 1, w01018=47.5)], T0)
     time.sleep(0.3)
     obs.stop()
-    r = CliRunner().invoke(main, ["alarms", "list", "--state-dir", str(tmp_path / "state")])
+    # --state-dir is the gateway's state folder; the alarm state is in its alarms/
+    r = CliRunner().invoke(main, ["alarms", "list", "--state-dir", str(tmp_path / "gw")])
     assert r.exit_code == 0 and "plant/n1 w01018 instant" in r.output and "1 SMS waiting" in r.output
+    assert "raised" in r.output.split("active alarm")[0]  # the history shows the raise too
     sim.replug()
-    obs = AlarmObserver(cfg, tmp_path / "state", lambda lines: None)
+    obs = AlarmObserver(cfg, tmp_path / "gw" / "alarms", lambda lines: None)
     try:
         assert sim.wait_for(1)
     finally:
