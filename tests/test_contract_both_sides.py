@@ -104,3 +104,33 @@ def test_firmware_signed_batch_verifies_and_parses():
     assert [r.seq for r in contract.parse_data(signed)] == [1, 2, 3]
     tampered = signed.replace(b'"v":2', b'"v":3')
     assert hmac.new(bytes.fromhex(key), contract.split_signature(tampered)[0], hashlib.sha256).hexdigest() != sig
+
+
+def test_firmware_status_and_will_carry_the_connection_the_gateway_matches():
+    from edgemon.keys import Verifier
+    from edgemon.statustrust import StatusTrust
+
+    key = "5a" * 32
+    mac = _fw_signer(key)
+    verifier = Verifier({"s/n": bytes.fromhex(key)}, require_all=True)
+    trust = StatusTrust()
+    first = [3, 1]
+    payloads = [fw_record.sign(fw_record.build_status(1, 2, 3, 0, cn=first), mac),
+                fw_record.sign(fw_record.offline(first), mac),  # the will signed at connect time
+                fw_record.sign(fw_record.build_status(1, 2, 3, 0, cn=[3, 2]), mac)]
+    for payload in payloads:
+        verifier.check("s", "n", payload)
+        st = contract.parse_status(payload)
+        entry = trust.admit("s", "n", st)
+        trust.apply(entry)
+    assert trust.nodes == {"s/n": [3, 2, True]}
+    with pytest.raises(contract.ContractError, match="older than 3.2"):
+        trust.admit("s", "n", contract.parse_status(payloads[1]))  # the first connection's will, replayed
+
+
+def test_firmware_queue_overflow_event_parses():
+    payload = fw_record.build_event(1764000000000, "queue_overflow", '{"dropped":%d,"total":%d,"lost":%d}' % (5, 7, 9))
+    ev = contract.parse_event(payload)
+    assert (ev.ts, ev.kind, ev.detail) == (1764000000000, "queue_overflow", {"dropped": 5, "total": 7, "lost": 9})
+    boot = contract.parse_event(fw_record.build_event(1764000000000, "boot", '{"fw":"0.3.0","seq":1,"queue":0,"repaired_bytes":0}'))
+    assert boot.detail["fw"] == "0.3.0"

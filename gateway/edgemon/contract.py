@@ -1,5 +1,5 @@
 """The v1 wire contract (DESIGN.md section 3) as seen by the gateway: topics, data records and
-batches, node status. Pure: bytes in, values or a ContractError with a human reason out."""
+batches, node status, node events. Pure: bytes in, values or a ContractError with a human reason out."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ CLOCKS = ("ntp", "rtc", "none")
 # A plausible sample time, in ms: 2000-01-01T00:00:00Z <= ts < 2100-01-01T00:00:00Z.
 TS_MIN_MS = 946_684_800_000
 TS_MAX_MS = 4_102_444_800_000
+
+# seq as a node can produce it: the firmware's counter is an unsigned 32-bit integer (its flash
+# queue keeps seqs in uint32 arrays and names segments by 8 hex digits).
+SEQ_MAX = 2**32 - 1
+# A connection id [boot, connection] (status `cn`): two counters of the node, below 2^53.
+CN_MAX = 2**53 - 1
+EVENT_MAX_BYTES = 16 * 1024  # an event is a small notice; larger ones are quarantined unread
 
 
 class ContractError(ValueError):
@@ -62,10 +69,18 @@ class Status:
     queue: float | None = None
     clk: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    cn: tuple[int, int] | None = None  # connection id (boot, connection); firmware >= 0.3.0
 
     @property
     def online(self) -> bool:
         return self.state == "online"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    ts: int  # when the node noticed it, ms since the Unix epoch (the node's clock)
+    kind: str  # "boot", "queue_overflow", "analyzer_fault", ... (an identifier)
+    detail: Any = None  # any JSON value; for queue_overflow {"dropped", "total", "lost"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +192,11 @@ def _reject_leftover_non_finite(non_finite: list[_NonFinite]) -> None:
 def _shown(text: str, limit: int = 40) -> str:
     """repr of a payload string for a reason, cut short: reasons are logged and listed."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _shown_int(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
 
 
 def _type_name(value: Any) -> str:
@@ -309,8 +329,11 @@ def _parse_record(obj: Any, where: str) -> Record:
         raise ContractError(f"{where}seq: missing (per-node record counter, a non-negative integer)")
     seq = obj["seq"]
     if not _is_int(seq) or seq < 0:
-        shown = seq if _is_int(seq) else _type_name(seq)
+        shown = _shown_int(seq) if _is_int(seq) else _type_name(seq)
         raise ContractError(f"{where}seq: expected a non-negative integer, got {shown}")
+    if seq > SEQ_MAX:
+        raise ContractError(f"{where}seq: {_shown_int(seq)} is out of range (0 <= seq <= {SEQ_MAX}, "
+                            f"the node's unsigned 32-bit counter)")
     clk = obj.get("clk")  # null is taken as "not said", like a missing member
     if clk is not None and (not isinstance(clk, str) or clk not in CLOCKS):
         shown = _shown(clk) if isinstance(clk, str) else _type_name(clk)
@@ -420,7 +443,59 @@ def parse_status(payload: bytes) -> Status:
     if clk is not None and (not isinstance(clk, str) or clk not in CLOCKS):
         shown = _shown(clk) if isinstance(clk, str) else _type_name(clk)
         raise ContractError(f"clk: unknown clock {shown} (expected one of {' '.join(CLOCKS)})")
-    known = {"state", "fw", "clk", *_STATUS_NUMBERS}
+    cn = _parse_cn(obj.get("cn"))
+    known = {"state", "fw", "clk", "cn", "sig", *_STATUS_NUMBERS}
     extra = {k: v for k, v in obj.items() if k not in known}
+    _check_sig(obj, bytes(payload))
     _reject_leftover_non_finite(non_finite)
-    return Status(state=state, fw=fw, clk=clk, extra=extra, **numbers)
+    return Status(state=state, fw=fw, clk=clk, extra=extra, cn=cn, **numbers)
+
+
+def _parse_cn(raw: Any) -> tuple[int, int] | None:
+    """`cn`: the connection id [boot, connection] a status names (its will names the same)."""
+    if raw is None:
+        return None
+    if (not isinstance(raw, list) or len(raw) != 2
+            or not all(_is_int(x) and 0 <= x <= CN_MAX for x in raw)):
+        shown = _shown(json.dumps(raw)) if isinstance(raw, list) else _type_name(raw)
+        raise ContractError(f"cn: expected [boot, connection], two non-negative integers, got {shown}")
+    return raw[0], raw[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Node events
+
+
+def parse_event(payload: bytes) -> Event:
+    """`{"ts": ms, "kind": "...", "detail": <any JSON>, "sig": ...}` -> Event."""
+    if len(payload) > EVENT_MAX_BYTES:
+        raise ContractError(f"payload: {len(payload)} bytes, more than the {EVENT_MAX_BYTES} an event may have")
+    obj, non_finite = _decode_json(payload)
+    if not isinstance(obj, dict):
+        raise ContractError(f"payload: expected a JSON object (an event), got {_type_name(obj)}")
+    ts = _parse_ts(obj.get("ts"), "")
+    if "kind" not in obj:
+        raise ContractError('kind: missing (what happened: "boot", "queue_overflow", ...)')
+    kind = obj["kind"]
+    if not isinstance(kind, str) or not ID_RE.fullmatch(kind):
+        shown = _shown(kind) if isinstance(kind, str) else _type_name(kind)
+        raise ContractError(f"kind: expected an identifier ([A-Za-z0-9_-]{{1,64}}), got {shown}")
+    detail = obj.get("detail")
+    if kind == "queue_overflow":
+        _check_overflow(detail)
+    _check_sig(obj, bytes(payload))
+    _reject_leftover_non_finite(non_finite)
+    return Event(ts=ts, kind=kind, detail=detail)
+
+
+def _check_overflow(detail: Any) -> None:
+    if not isinstance(detail, dict):
+        raise ContractError(f"detail: a queue_overflow event carries an object {{\"dropped\": n, ...}}, "
+                            f"got {_type_name(detail)}")
+    for name in ("dropped", "total", "lost"):
+        value = detail.get(name)
+        if value is None and name != "dropped":
+            continue  # "lost" since firmware 0.3.0
+        if not _is_int(value) or not 0 <= value <= SEQ_MAX:
+            shown = _shown_int(value) if _is_int(value) else _type_name(value)
+            raise ContractError(f"detail.{name}: expected a record count (0 <= n <= {SEQ_MAX}), got {shown}")

@@ -1,5 +1,6 @@
-"""MQTT ingest: node data and status from Mosquitto, through a durable local store, into InfluxDB;
-what breaks the contract (or is not signed by the node's key) goes to the quarantine.
+"""MQTT ingest: node data, status and events from Mosquitto, through a durable local store, into
+InfluxDB; what breaks the contract (or is not signed by the node's key, or is a status that
+statustrust.py does not believe) goes to the quarantine.
 
 Threads (paho's callbacks never do more than append to a list):
 - paho's network thread: on_message appends (topic, payload, receive time, mid) to the inbox;
@@ -10,9 +11,10 @@ Threads (paho's callbacks never do more than append to a list):
   `gateway` health, and lines that observers (alarms) hand to write_lines();
 - the writer thread drains the store into InfluxDB (v1 or v2 API) in batches, retrying with backoff
   while InfluxDB is down or refusing, and keeps per-node completeness (completeness.py) saved with
-  its cursor, so both survive a restart and a re-drain counts nothing twice;
-- the observer thread calls observers (add_observer) with records and statuses once they are
-  durably accepted, and on_tick about once a second.
+  its cursor, so both survive a restart and a re-drain counts nothing twice; likewise the status
+  trust state (statustrust.py: each node's newest connection), whose changes travel in the frames;
+- the observer thread calls observers (add_observer) with records, statuses and events once they
+  are durably accepted, and on_tick about once a second.
 
 So an acknowledged message is on the gateway's disk; a message not yet on disk is unacknowledged,
 and the broker (persistent session, clean_session=False) delivers it again. A kill -9 at any point
@@ -40,18 +42,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from . import lineproto
 from .completeness import Completeness
-from .contract import ContractError, Record, Status, parse_data, parse_status, parse_topic
+from .contract import ContractError, Record, Status, parse_data, parse_event, parse_status, parse_topic
 from .influx import InfluxV1Writer, InfluxWriteError
 from .keys import Verifier
 from .liveness import Liveness
 from .quarantine import FILE_NAME as QUARANTINE_FILE
 from .quarantine import Quarantine
+from .statustrust import StatusTrust
 from .store import Position, Store
 
 log = logging.getLogger(__name__)
 
 DATA_SUBSCRIPTION = "edge/v1/+/+/data"
 STATUS_SUBSCRIPTION = "edge/v1/+/+/status"
+EVENT_SUBSCRIPTION = "edge/v1/+/+/event"
+SUBSCRIPTIONS = (DATA_SUBSCRIPTION, STATUS_SUBSCRIPTION, EVENT_SUBSCRIPTION)
+JUMPS_LOGGED = 10  # seq jumps logged one by one per drained batch; the rest as a count
 INFLUX_REJECT_TOPIC = "(influx write)"  # quarantine "topic" for points InfluxDB refused
 MAX_PAYLOAD = 1024 * 1024  # larger data payloads are quarantined unread
 
@@ -68,6 +74,8 @@ class Observer(Protocol):
     def on_status(self, site: str, node: str, status: Status, receive_ms: int) -> None: ...
 
     def on_tick(self, now_ms: int) -> None: ...
+
+    # Optional: on_event(site, node, event: Event, receive_ms), called for each accepted node event.
 
 
 @dataclass
@@ -211,6 +219,8 @@ class Gateway:
             "duplicates": 0,  # records whose seq had already been received (completeness)
             "observer_errors": 0,  # exceptions raised by observers
             "clock_skewed": 0,  # records whose ts is not trusted (future/past/clk none)
+            "events": 0,  # valid node events (stored as `event` points)
+            "seq_jumps": 0,  # records whose seq jumped far beyond the node's range (completeness)
         }
         self._nodes: dict[str, dict[str, Any]] = {}
         self._window: dict[str, dict[str, Any]] = {}  # per node, since the last `ingest` point
@@ -279,6 +289,10 @@ class Gateway:
         self.store = Store(cfg.store_dir, fsync=cfg.fsync)
         self._cursor, state = self.store.load_cursor()
         self._completeness = Completeness(state.get("completeness"))
+        # Status trust: the drained copy is saved with the cursor; the live one (the journal's) is
+        # that plus the changes in frames not drained yet (taken in by _count_backlog).
+        self._trust_saved = StatusTrust(state.get("status"))
+        self.trust = StatusTrust(state.get("status"))
         self._backlog_readings = self._count_backlog()
         if self._backlog_readings:
             log.info("store: backlog=%d readings (%d bytes) from before the restart, draining",
@@ -429,14 +443,16 @@ class Gateway:
         return snapshot
 
     def completeness(self) -> dict[str, dict[str, int]]:
-        """Per "site/node": expected, received, missing, duplicates (as drained so far)."""
+        """Per "site/node": expected, received, missing, duplicates, lost (what the node reported
+        dropping), seq_jumps (as drained so far)."""
         with self._lock:
             return {k: {"expected": n.expected, "received": n.received, "missing": n.missing,
-                        "duplicates": n.duplicates} for k, n in self._completeness.nodes.items()}
+                        "duplicates": n.duplicates, "lost": n.lost, "seq_jumps": n.jumps}
+                    for k, n in self._completeness.nodes.items()}
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
-            self._counters[name] += n
+            self._counters[name] = self._counters.get(name, 0) + n
 
     def _count_backlog(self) -> int:
         assert self.store is not None
@@ -445,7 +461,11 @@ class Gateway:
             bodies, pos = self.store.read(pos, end)
             if not bodies:
                 break
-            total += sum(json.loads(b[: b.index(b"\n")])["r"] for b in bodies)
+            for b in bodies:
+                head = json.loads(b[: b.index(b"\n")])
+                total += head["r"]
+                for entry in head.get("s", ()):
+                    self.trust.apply(entry)
         return total
 
     # ------------------------------------------------------------------ MQTT callbacks (paho thread)
@@ -455,8 +475,8 @@ class Gateway:
         if group:
             # Each message to exactly one gateway of the group. Retained statuses are not sent to
             # shared subscriptions; silence liveness covers a node whose status came before.
-            return [(f"$share/{group}/{DATA_SUBSCRIPTION}", 1), (f"$share/{group}/{STATUS_SUBSCRIPTION}", 1)]
-        return [(DATA_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)]
+            return [(f"$share/{group}/{sub}", 1) for sub in SUBSCRIPTIONS]
+        return [(sub, 1) for sub in SUBSCRIPTIONS]
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -523,7 +543,9 @@ class Gateway:
     def _commit(self, group: list[Any], extra: list[str]) -> None:
         """Validate the group, store it as one frame (fsync), then acknowledge it in order."""
         lines: list[str] = []
-        meta: list[list[Any]] = []  # [site, node, [seq, ...]] per data message, for completeness
+        # The frame's head: "m" [site, node, [seq, ...]] per data message (completeness), "s" status
+        # trust changes, "e" [site, node, dropped, lost, key] per queue_overflow event (completeness).
+        head: dict[str, list[Any]] = {"m": [], "s": [], "e": []}
         readings = 0
         waiters: list[threading.Event] = []
         events: list[tuple] = []
@@ -537,7 +559,7 @@ class Gateway:
                 waiters.append(item.done)
                 continue
             try:
-                n, event = self._lines_for(item, lines, meta)
+                n, event = self._lines_for(item, lines, head)
                 readings += n
                 if event is not None:
                     events.append(event)
@@ -555,8 +577,12 @@ class Gateway:
             log.error("dropping %d line(s) with a raw newline (a bug upstream)",
                       sum("\n" in ln or "\r" in ln for ln in lines))
             lines = [ln for ln in lines if "\n" not in ln and "\r" not in ln]
-        if lines or meta:
-            body = (json.dumps({"r": readings, "m": meta}, separators=(",", ":")) + "\n" + "\n".join(lines)).encode()
+        if lines or head["m"] or head["s"] or head["e"]:
+            doc: dict[str, Any] = {"r": readings, "m": head["m"]}
+            for key in ("s", "e"):
+                if head[key]:
+                    doc[key] = head[key]
+            body = (json.dumps(doc, separators=(",", ":")) + "\n" + "\n".join(lines)).encode()
             while True:
                 try:
                     self.store.append([body])
@@ -611,7 +637,7 @@ class Gateway:
                 time.sleep(1.0)
         self._count("quarantined")
 
-    def _lines_for(self, item: _Message, lines: list[str], meta: list[list[Any]]) -> tuple[int, tuple | None]:
+    def _lines_for(self, item: _Message, lines: list[str], head: dict[str, list[Any]]) -> tuple[int, tuple | None]:
         t = parse_topic(item.topic)
         payload = item.payload
         if t.kind == "data":
@@ -629,7 +655,7 @@ class Gateway:
             lines.extend(self.liveness.on_data(t.site, t.node, records, item.receive_ms, in_batch))
             if self.liveness.skewed_records != before:
                 self._count("clock_skewed", self.liveness.skewed_records - before)
-            meta.append([t.site, t.node, [r.seq for r in records]])
+            head["m"].append([t.site, t.node, [r.seq for r in records]])
             self._note_records(t.site, t.node, records, item.receive_ms)
             return n, ("records", t.site, t.node, records, item.receive_ms)
         if t.kind == "status":
@@ -639,10 +665,35 @@ class Gateway:
                 log.info("retained status of %s/%s cleared", t.site, t.node)
                 return 0, None
             status = parse_status(payload)
+            # Signed like data (a retained status outlives its sender: checked at every delivery,
+            # also the retained copy a restart brings back), then matched to the node's connection.
+            self.verifier.check(t.site, t.node, payload)
+            line = lineproto.node_line(t.site, t.node, status, item.receive_ms)
+            if self.verifier.required(t.site, t.node):
+                entry = self.trust.admit(t.site, t.node, status)
+                if entry is not None:
+                    self.trust.apply(entry)
+                    head["s"].append(entry)
             self._count("statuses")
             self.liveness.on_status(t.site, t.node, status.online, item.receive_ms)
-            lines.append(lineproto.node_line(t.site, t.node, status, item.receive_ms))
+            lines.append(line)
             return 0, ("status", t.site, t.node, status, item.receive_ms)
+        if t.kind == "event":
+            event = parse_event(payload)
+            self.verifier.check(t.site, t.node, payload)
+            lines.append(lineproto.event_line(t.site, t.node, event))
+            if event.kind == "queue_overflow":
+                d = event.detail
+                fields = {"dropped": float(d["dropped"])}
+                if d.get("lost") is not None:
+                    fields["lost"] = float(d["lost"])
+                # At the event's own time, like the event point: a redelivery rewrites the same point.
+                lines.append(lineproto.line("node", {"site": t.site, "node": t.node}, fields, event.ts))
+                head["e"].append([t.site, t.node, d["dropped"], d.get("lost"), [event.ts, d["dropped"], d.get("total")]])
+                log.warning("%s/%s: queue overflow, the node dropped %d record(s) (lost since its queue began: %s)",
+                            t.site, t.node, d["dropped"], d.get("lost", "not sent"))
+            self._count("events")
+            return 0, ("event", t.site, t.node, event, item.receive_ms)
         raise ContractError(f"topic {item.topic!r}: the gateway does not take {t.kind!r} messages here")
 
     def _note_records(self, site: str, node: str, records: list[Record], receive_ms: int) -> None:
@@ -687,6 +738,7 @@ class Gateway:
             "readings_written": s["readings_written"], "quarantined": s["quarantined"],
             "write_errors": s["write_errors"], "duplicates": s["duplicates"],
             "observer_errors": s["observer_errors"], "clock_skewed": s["clock_skewed"],
+            "events": s["events"], "seq_jumps": s["seq_jumps"],
         }
         log.info("health %s", " ".join(f"{k}={v}" for k, v in fields.items()))
         return lineproto.line("gateway", {"gateway": self.cfg.client_id}, fields, _now_ms())
@@ -705,6 +757,7 @@ class Gateway:
             lines: list[str] = []
             readings = 0
             new_cursor = self._cursor
+            incidents: list[tuple] = []
             if self._cursor < end:
                 bodies, new_cursor = store.read(self._cursor, end, max_bytes)
                 for body in bodies:
@@ -715,8 +768,21 @@ class Gateway:
                     with self._lock:
                         for site, node, seqs in meta["m"]:
                             self._counters["duplicates"] += self._completeness.add(site, node, seqs)
+                        for entry in meta.get("s", ()):
+                            self._trust_saved.apply(entry)
+                        for site, node, dropped, lost, key in meta.get("e", ()):
+                            self._completeness.add_loss(site, node, dropped, lost, key)
+                        if self._completeness.incidents:
+                            incidents += self._completeness.incidents
+                            self._counters["seq_jumps"] += len(self._completeness.incidents)
+                            self._completeness.incidents = []
                     if rest:
                         lines.extend(rest.split("\n"))
+            for key, seq, first, last in incidents[:JUMPS_LOGGED]:
+                log.warning("%s: seq %d jumped far beyond the range %s..%s seen so far: an incident, not taken "
+                            "as the new baseline (completeness seq_jumps)", key, seq, first, last)
+            if len(incidents) > JUMPS_LOGGED:
+                log.warning("%d more seq jumps in this batch", len(incidents) - JUMPS_LOGGED)
             now = time.monotonic()
             if now >= next_points or (stopping and new_cursor >= end):
                 next_points = now + cfg.ingest_interval_s
@@ -728,7 +794,7 @@ class Gateway:
                 return
             if new_cursor != self._cursor:
                 with self._lock:
-                    state = {"completeness": self._completeness.to_json()}
+                    state = {"completeness": self._completeness.to_json(), "status": self._trust_saved.to_json()}
                     self._counters["readings_written"] += readings
                     self._backlog_readings -= readings
                 store.save_cursor(new_cursor, state)
@@ -816,6 +882,10 @@ class Gateway:
                         obs.on_records(event[1], event[2], event[3], event[4])
                     elif kind == "status":
                         obs.on_status(event[1], event[2], event[3], event[4])
+                    elif kind == "event":
+                        on_event = getattr(obs, "on_event", None)
+                        if on_event is not None:
+                            on_event(event[1], event[2], event[3], event[4])
                     elif kind == "tick":
                         obs.on_tick(event[1])
                 except Exception:  # noqa: BLE001 - an observer's bug must not stop the gateway

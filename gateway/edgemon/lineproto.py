@@ -4,10 +4,12 @@ idempotent. Timestamps are in ms (the writer uses precision=ms)."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 
-from .contract import Record, Status
+from .contract import Event, Record, Status
 
 
 def _escape(text: str, specials: str) -> str:
@@ -148,3 +150,34 @@ def ingest_line(
     """The gateway's view of one node over a reporting window: how late records arrived."""
     fields = {"lag_ms_last": float(lag_ms_last), "lag_ms_max": float(lag_ms_max), "records": float(records)}
     return line("ingest", {"site": site, "node": node}, fields, time_ms)
+
+
+_MEMBER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_NOT_MEMBERS = ("detail", "time", "kind")  # our own field, InfluxDB's reserved key, the tag
+EVENT_MEMBERS_MAX = 32
+EVENT_STRING_MAX = 256
+
+
+def event_line(site: str, node: str, event: Event) -> str:
+    """An `event` point (tags site, node, kind) at the node's own event time (so a redelivered
+    event rewrites the same point): `detail` as compact JSON text, and each top-level member of an
+    object detail that is a number, a boolean or a short string also as a field of its own
+    (queue_overflow: dropped, total, lost; boot: fw, seq, queue, repaired_bytes)."""
+    fields: dict[str, object] = {
+        "detail": json.dumps(event.detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False)}
+    if isinstance(event.detail, dict):
+        for key, value in sorted(event.detail.items())[:EVENT_MEMBERS_MAX]:
+            if key in _NOT_MEMBERS or not _MEMBER_RE.fullmatch(key):
+                continue
+            if isinstance(value, bool):
+                fields[key] = value
+            elif isinstance(value, (int, float)):
+                try:
+                    number = float(value)
+                except OverflowError:
+                    continue
+                if math.isfinite(number):
+                    fields[key] = number
+            elif isinstance(value, str) and len(value) <= EVENT_STRING_MAX:
+                fields[key] = value
+    return line("event", {"site": site, "node": node, "kind": event.kind}, fields, event.ts)

@@ -246,3 +246,28 @@ def test_durations_read_naturally_in_chinese():
     assert duration(60_000) == "1分钟"
     assert duration(3_600_000 + 5 * 60_000) == "1小时5分钟"
     assert duration(2 * 86_400_000 + 3 * 3_600_000) == "2天3小时"
+
+
+def test_queue_overflow_event_raises_once_and_clears_after_a_quiet_hour(tmp_path):
+    from edgemon.contract import Event
+
+    eng, mem = engine(tmp_path, "[sites.plant.rules.queue_overflow]\nclear_after_min = 60")
+    lost = Event(ts=T0, kind="queue_overflow", detail={"dropped": 168, "total": 168, "lost": 168})
+    assert eng.event(mem, "plant", "n1", Event(ts=T0, kind="boot", detail={}), T0).transitions == []
+    out = eng.event(mem, "plant", "n1", lost, T0 + 1000)
+    assert events([out]) == [("raised", "queue_overflow", "queue")]
+    assert out.transitions[0]["message"].startswith("【数据丢失】莱西市污水处理厂监测设备n1离线缓存已满，丢弃了最早的168条数据")
+    assert [n.to for n in out.notices] == [DUTY]
+    again = Event(ts=T0 + MIN, kind="queue_overflow", detail={"dropped": 5, "total": 173, "lost": 173})
+    assert eng.event(mem, "plant", "n1", again, T0 + 30 * MIN).transitions == []  # one raise per episode
+    assert eng.tick(mem, T0 + 89 * MIN).transitions == []  # the hour counts from the last overflow
+    out = eng.tick(mem, T0 + 90 * MIN)
+    assert events([out]) == [("cleared", "queue_overflow", "queue")]
+    assert out.transitions[0]["message"].startswith("【告警解除】莱西市污水处理厂缓存溢出丢数已恢复正常")
+
+
+def test_queue_overflow_rule_checks_its_settings(tmp_path):
+    from edgemon.alarms.rules.base import ConfigError
+
+    with pytest.raises(ConfigError, match="min_dropped"):
+        engine(tmp_path, "[sites.plant.rules.queue_overflow]\nmin_dropped = 0")

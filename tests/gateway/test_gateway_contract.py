@@ -230,6 +230,50 @@ def test_status_rejects(payload, reason):
     assert reason in info.value.reason
 
 
+def test_status_connection_id():
+    assert parse_status(b'{"state":"offline","cn":[7,2]}').cn == (7, 2)
+    assert parse_status(b'{"state":"online"}').cn is None
+    for bad in (b'[7]', b'"7.2"', b'[7,-1]', b'[7,2.0]', b'[true,1]', b'[1,2,3]'):
+        with pytest.raises(ContractError, match="cn: expected \\[boot, connection\\]"):
+            parse_status(b'{"state":"offline","cn":' + bad + b"}")
+    with pytest.raises(ContractError, match="sig: expected 64 hex"):
+        parse_status(b'{"state":"offline","sig":"00"}')
+
+
+@pytest.mark.parametrize("seq, ok", [(0, True), (2**32 - 1, True), (2**32, False), (2**70, False)])
+def test_seq_is_bounded_by_the_nodes_32_bit_counter(seq, ok):
+    payload = b'{"ts":1764000000000,"seq":%d,"readings":{"w01018":{"v":1,"f":"N"}}}' % seq
+    if ok:
+        assert parse_data(payload)[0].seq == seq
+    else:
+        with pytest.raises(ContractError, match=r"seq: \d+ is out of range \(0 <= seq <= 4294967295"):
+            parse_data(payload)
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_event_parses_and_rejects():
+    from edgemon.contract import parse_event
+
+    ev = parse_event(b'{"ts":1764000000000,"kind":"analyzer_fault","detail":{"analyzer":"cod","code":4}}')
+    assert (ev.kind, ev.detail) == ("analyzer_fault", {"analyzer": "cod", "code": 4})
+    assert parse_event(b'{"ts":1764000000000,"kind":"boot"}').detail is None
+    for payload, reason in [
+        (b'{"kind":"boot"}', "ts: missing"),
+        (b'{"ts":1764000000000}', "kind: missing"),
+        (b'{"ts":1764000000000,"kind":"a b"}', "kind: expected an identifier"),
+        (b'{"ts":1764000000000,"kind":"queue_overflow","detail":7}', "detail: a queue_overflow event carries an object"),
+        (b'{"ts":1764000000000,"kind":"queue_overflow","detail":{"dropped":-1}}', "detail.dropped: expected a record count"),
+        (b'{"ts":1764000000000,"kind":"queue_overflow","detail":{"dropped":1,"lost":1e3}}', "detail.lost: expected"),
+        (b'{"ts":1764000000000,"kind":"boot","detail":NaN}', "NaN is not a JSON value"),
+        (b'{"ts":1764000000000,"kind":"boot","detail":"' + b"x" * 20000 + b'"}', "an event may have"),
+    ]:
+        with pytest.raises(ContractError) as info:
+            parse_event(payload)
+        assert reason in info.value.reason, (payload[:60], info.value.reason)
+
+
 def test_payload_must_be_bytes():
     with pytest.raises(TypeError):
         parse_data('{"ts":1}')  # type: ignore[arg-type]

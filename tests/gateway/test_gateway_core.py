@@ -122,6 +122,51 @@ def test_completeness_gaps_late_records_and_duplicates():
     assert (nc.first, nc.missing, nc.expected) == (8, 4, 13)
 
 
+def test_completeness_one_wild_seq_is_an_incident_not_a_baseline():
+    c = Completeness()
+    c.add("s", "n", [1, 2, 3])
+    c.add("s", "n", [4_000_000_000])
+    c.add("s", "n", [4, 5])
+    nc = c.nodes["s/n"]
+    assert (nc.expected, nc.received, nc.missing, nc.last, nc.jumps) == (5, 5, 0, 5, 1)
+    assert c.incidents == [("s/n", 4_000_000_000, 1, 3)]
+    again = NodeCompleteness.from_json(json.loads(json.dumps(nc.to_json())))
+    assert (again.expected, again.jumps, again.jump) == (5, 1, [4_000_000_000, 4_000_000_000, 1])
+    line = c.lines(1764000000000)[0]
+    assert "seq_jumps=1.0" in line and "last_seq=5.0" in line and "expected=5.0" in line
+
+
+def test_completeness_a_counter_that_really_jumped_starts_a_new_range():
+    from edgemon.completeness import MAX_JUMP, REBASE_AFTER
+
+    nc = NodeCompleteness()
+    for seq in range(1, 11):
+        nc.add(seq)
+    nc.add(7)  # a duplicate: still counted as before
+    base = 10 + MAX_JUMP + 5
+    for seq in range(base, base + REBASE_AFTER + 1):
+        if seq == base + 3:
+            continue  # one lost in the new range
+        nc.add(seq)
+    assert nc.rebased == 1 and nc.jump is None
+    assert (nc.first, nc.last) == (base, base + REBASE_AFTER)
+    assert (nc.expected, nc.received, nc.missing, nc.duplicates) == (10 + REBASE_AFTER + 1, 10 + REBASE_AFTER, 1, 1)
+    assert nc.add(base + 3) is True and nc.missing == 0  # the late one from the new range
+
+
+def test_completeness_node_reported_losses_count_once():
+    nc = NodeCompleteness()
+    assert nc.add_loss(5, 5, [1, 5, 5]) == 5
+    assert nc.add_loss(5, 5, [1, 5, 5]) == 0  # the same event again
+    assert nc.add_loss(8, 8, [2, 8, 8]) == 3  # its PUBACK was lost: the next one repeats the 5
+    legacy = NodeCompleteness()  # firmware 0.2: no "lost", the events' dropped summed, repeats dropped
+    assert legacy.add_loss(4, None, [1, 4, 4]) == 4 and legacy.add_loss(4, None, [1, 4, 4]) == 0
+    assert legacy.add_loss(2, None, [2, 2, 6]) == 2 and legacy.lost == 6
+    c = Completeness()
+    c.add_loss("s", "n", 3, 3, [1, 3, 3])
+    assert "last_seq" not in c.lines(1)[0] and "lost=3.0" in c.lines(1, only_dirty=False)[0]
+
+
 def test_completeness_late_record_from_a_given_up_gap_is_received_not_a_duplicate(monkeypatch):
     from edgemon import completeness
     monkeypatch.setattr(completeness, "MAX_GAPS", 2)

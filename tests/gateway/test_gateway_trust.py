@@ -154,7 +154,7 @@ def test_completeness_counts_gaps_duplicates_and_survives_restart(run):
     gw.stop()
     gw2 = run.gateway(ingest_interval_s=0.5)  # same state dir: the counts go on
     run.publish(run.topic("n1", "data"), json.dumps({"batch": [record(3, TS + 3, w01018=(1.0, "N"))]}))
-    want = {"expected": 5, "received": 4, "missing": 1, "duplicates": 1}
+    want = {"expected": 5, "received": 4, "missing": 1, "duplicates": 1, "lost": 0, "seq_jumps": 0}
     wait_for(lambda: gw2.completeness().get(f"{run.site}/n1") == want, "restored and updated")
     q_ = f"SELECT last(expected) AS e, last(received) AS r, last(missing) AS m, last(duplicates) AS d FROM completeness WHERE site = '{run.site}'"
     wait_for(lambda: run.influx.query_rows(q_) and run.influx.query_rows(q_)[0]["m"] == 1.0, "completeness point")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import lineproto
-from ..contract import Record, Status
+from ..contract import Event, Record, Status
 from . import messages, notify
 from .config import AlarmsConfig, SiteConfig
 from .notify import Notice
@@ -59,6 +59,9 @@ class Engine:
 
     def status(self, mem: dict, site: str, node: str, status: Status, receive_ms: int) -> Output:
         return self._run(mem, site, receive_ms, lambda r, m: r.on_status(m, node, status, receive_ms))
+
+    def event(self, mem: dict, site: str, node: str, event: Event, receive_ms: int) -> Output:
+        return self._run(mem, site, receive_ms, lambda r, m: r.on_event(m, node, event, receive_ms))
 
     def tick(self, mem: dict, now_ms: int) -> Output:
         out = Output()

@@ -69,7 +69,7 @@ def _fields(t: dict, site_name: str) -> dict:
     param = t["param"]
     start = d.get("since_ms", t["start_ts"])  # flat line, fault flag: since the run began
     return {
-        "site": site_name, "node": t["node"], "param": param_name(param) if param not in ("node", "clock") else "",
+        "site": site_name, "node": t["node"], "param": param_name(param) if param not in ("node", "clock", "queue") else "",
         "value": number(t.get("value")), "unit": unit(param), "limit": number(t.get("limit")),
         "start": local_time(start), "duration": duration(t["ts"] - start),
         "window": d.get("window", ""), "minutes": d.get("minutes", int((t["ts"] - t["start_ts"]) // 60_000)),

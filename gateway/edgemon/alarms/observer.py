@@ -1,5 +1,5 @@
-"""The gateway's alarm observer: records and statuses in (from the gateway's observer thread),
-alarm state persisted under state_dir, `alarm` points and SMS out.
+"""The gateway's alarm observer: records, statuses and node events in (from the gateway's
+observer thread), alarm state persisted under state_dir, `alarm` points and SMS out.
 
 Crash safety, in commit order: (1) the new alarm state together with what it decided to send
 (`handoff`) is written atomically to alarms_state.json; (2) the points go to the line spool and
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from ..contract import Record, Status
+from ..contract import Event, Record, Status
 from ..sms import store
 from ..sms.modem import Modem
 from ..sms.outbox import Message, Outbox
@@ -78,6 +78,10 @@ class AlarmObserver:
     def on_status(self, site: str, node: str, status: Status, receive_ms: int) -> None:
         with self._lock:
             self._apply(self.engine.status(self.mem, site, node, status, receive_ms))
+
+    def on_event(self, site: str, node: str, event: Event, receive_ms: int) -> None:
+        with self._lock:
+            self._apply(self.engine.event(self.mem, site, node, event, receive_ms))
 
     def on_tick(self, now_ms: int) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
     KIND = "name"                                 # the key under [sites.<id>.rules]
     def build(spec: dict, site: Site, where: str) -> Rule   # raises ConfigError naming `where`
 
-and a Rule with `id`, `debounce` and three pure methods; each gets `mem`, the rule's own
+and a Rule with `id`, `debounce` and pure methods (on_records, on_status, on_tick, on_event); each gets `mem`, the rule's own
 JSON-serialisable memory (persisted by the engine), and returns observations. Times are passed in:
 `ts` is the record's sample time, `receive_ms` when the gateway got it, `now_ms` the tick's clock."""
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...contract import Record, Status
+from ...contract import Event, Record, Status
 
 BREACH, OK, HOLD, EXCLUDED = "breach", "ok", "hold", "excluded"
 # Within the limit but inside the hysteresis band: ends a pending breach, does not count to clear.
@@ -76,6 +76,9 @@ class Rule:
         return []
 
     def on_tick(self, mem: dict, now_ms: int) -> list[Obs]:
+        return []
+
+    def on_event(self, mem: dict, node: str, event: Event, receive_ms: int) -> list[Obs]:
         return []
 
 
