@@ -358,6 +358,21 @@ class LocalStack:
         self.influx = InfluxDB(self.run_dir, database=database)
         self.gateway_user = "gateway"
         self.gateway_password = self.mosquitto.add_user(self.gateway_user)
+        self.node_accounts: dict[str, tuple[str, str]] = {}  # "site/node" -> (user, password)
+
+    def add_node(self, site: str, node: str, password: str | None = None) -> tuple[str, str]:
+        """A broker account for one node (user `<site>.<node>`, as the demo names them), before or
+        after start() (a running broker re-reads its password file). Returns (user, password): the
+        node config's mqtt.user / mqtt.password."""
+        from .contract import ID_RE
+
+        for what, ident in (("site", site), ("node", node)):
+            if not ID_RE.fullmatch(ident):
+                raise StackError(f"{what} {ident!r} is not an identifier ([A-Za-z0-9_-]{{1,64}}, as in the topic)")
+        user = f"{site}.{node}"
+        account = (user, self.mosquitto.add_user(user, password))
+        self.node_accounts[f"{site}/{node}"] = account
+        return account
 
     def start(self):
         ensure_installed()
@@ -380,9 +395,12 @@ class LocalStack:
         self.stop()
 
     def describe(self) -> dict:
-        return {
+        out = {
             "mqtt": f"mqtt://{self.mosquitto.host}:{self.mosquitto.port}",
             "influxdb": self.influx.url,
             "database": self.influx.database,
             "run_dir": str(self.run_dir),
         }
+        for name, (user, password) in sorted(self.node_accounts.items()):
+            out[name] = f"user {user} password {password}"
+        return out

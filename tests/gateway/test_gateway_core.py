@@ -315,6 +315,10 @@ def test_shipped_example_config_is_valid(monkeypatch):
                                     ("laixi-river", "node02", 60.0)]
     conf = (example.parent / "mosquitto.conf").read_text()
     assert "max_queued_messages 1000000" in conf and "persistence true" in conf
+    # Plain MQTT, no ACL yet: every listener is bound to an interface, by default loopback only.
+    listeners = [ln.split() for ln in conf.splitlines() if ln.startswith("listener")]
+    assert listeners == [["listener", "1883", "127.0.0.1"]]
+    assert "allow_anonymous false" in conf
 
 
 def test_alarms_section_without_the_module_is_a_clear_error(tmp_path, monkeypatch):

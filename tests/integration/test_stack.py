@@ -39,6 +39,16 @@ def test_added_user_can_connect_without_restart(stack):
     assert _connects(stack.mqtt_host, stack.mqtt_port, "late_joiner", pw)
 
 
+def test_node_accounts_log_in_on_a_running_broker(stack):
+    user, pw = stack.local.add_node("stacksite", "node-7")
+    assert user == "stacksite.node-7"
+    assert _connects(stack.mqtt_host, stack.mqtt_port, user, pw)
+    assert not _connects(stack.mqtt_host, stack.mqtt_port, user, pw + "x")
+    assert stack.local.describe()["stacksite/node-7"] == f"user {user} password {pw}"
+    with pytest.raises(StackError, match="node 'a b' is not an identifier"):
+        stack.local.add_node("stacksite", "a b")
+
+
 def test_influx_answers_and_has_the_database(stack):
     assert requests.get(stack.influx_url + "/ping", timeout=5).status_code == 204
     r = requests.get(stack.influx_url + "/query", params={"q": "SHOW DATABASES"}, timeout=5)
