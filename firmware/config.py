@@ -18,7 +18,8 @@ _UART = ("kind", "uart", "baud", "parity", "stop", "tx", "rx", "de")
 
 
 class ConfigError(Exception):
-    """args = (field_path, reason)."""
+    """args = (field_path, reason[, [(field, reason), ...] every error found]). field and reason are
+    the first error's; str() lists every error, one "field: reason" a line."""
 
     @property
     def field(self):
@@ -28,8 +29,28 @@ class ConfigError(Exception):
     def reason(self):
         return self.args[1]
 
+    @property
+    def errors(self):
+        return self.args[2] if len(self.args) > 2 else [(self.args[0], self.args[1])]
+
     def __str__(self):
-        return "%s: %s" % (self.args[0], self.args[1])
+        return "\n".join("%s: %s" % e for e in self.errors)
+
+
+def _check(errs, fn, *args):
+    """fn(*args), its ConfigError added to errs instead of raised: validation goes on and reports
+    every independent error at once. True when fn passed."""
+    try:
+        fn(*args)
+        return True
+    except ConfigError as e:
+        errs.extend(e.errors)
+        return False
+
+
+def _raise_all(errs):
+    if errs:
+        raise ConfigError(errs[0][0], errs[0][1], errs)
 
 
 def _is_int(x):
@@ -68,9 +89,9 @@ def _obj(d, path):
 
 def _known(d, allowed, path):
     # Sorted so the message is the same under both interpreters (MicroPython dicts are unordered).
-    for k in sorted(d.keys()):
-        if k not in allowed:
-            raise ConfigError(_join(path, k), "unknown key (typo?); allowed keys: " + ", ".join(allowed))
+    errs = [(_join(path, k), "unknown key (typo?); allowed keys: " + ", ".join(allowed))
+            for k in sorted(d.keys()) if k not in allowed]
+    _raise_all(errs)
 
 
 def _join(path, key):
@@ -139,50 +160,63 @@ def default_profiles_dir():
 
 
 def validate_config(cfg, profiles_dir=None):
-    """Returns cfg (modified in place) with defaults filled; raises ConfigError on the first problem.
+    """Returns cfg (modified in place) with defaults filled; raises one ConfigError listing every
+    problem found (checks that depend on a broken part are left for the next run).
     Analyzers naming a "profile" get its values/status from <profiles_dir>/<profile>.json."""
     _obj(cfg, "(top level)")
-    _known(cfg, _TOP, "")
-    for key in ("site", "node"):
-        v = _req(cfg, key, "")
-        if not is_identifier(v):
-            raise ConfigError(key, "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(v))
-    _pos_num(cfg, "poll_s", "")
-    _pos_num(cfg, "status_s", "", 60)
-    _int_range(cfg, "outbox_max", "", 1, 10000, 100)
-    _str(cfg, "state_dir", "", "state", optional=True)
-    _validate_uplink(cfg)
+    errs = []
+    _check(errs, _known, cfg, _TOP, "")
+    ids_ok = _check(errs, _ident, cfg, "site", "") & _check(errs, _ident, cfg, "node", "")
+    poll_ok = _check(errs, _pos_num, cfg, "poll_s", "")
+    _check(errs, _pos_num, cfg, "status_s", "", 60)
+    _check(errs, _int_range, cfg, "outbox_max", "", 1, 10000, 100)
+    _check(errs, _str, cfg, "state_dir", "", "state", True)
+    _validate_uplink(cfg, errs)
+    _check(errs, _validate_mqtt, cfg, ids_ok)
 
-    m = _obj(_req(cfg, "mqtt", ""), "mqtt")
-    _known(m, _MQTT, "mqtt")
-    _str(m, "host", "mqtt")
-    _int_range(m, "port", "mqtt", 1, 65535, 1883)
-    _str(m, "user", "mqtt", optional=True)
-    _str(m, "password", "mqtt", optional=True)
-    if m["password"] is not None and m["user"] is None:
-        raise ConfigError("mqtt.user", "missing: MQTT 3.1.1 needs a user name when a password is set")
-    _int_range(m, "keepalive", "mqtt", 0, 65535, 60)
-    _pos_num(m, "timeout_ms", "mqtt", 5000)
-    _str(m, "client_id", "mqtt", cfg["site"] + "-" + cfg["node"], optional=True)
-    if "clean_session" in m:
-        if type(m["clean_session"]) is not bool:
-            raise ConfigError("mqtt.clean_session", "must be true or false")
-    else:
-        m["clean_session"] = True
-
-    ans = _req(cfg, "analyzers", "")
+    ans = cfg.get("analyzers")
     if not isinstance(ans, list) or not ans:
-        raise ConfigError("analyzers", "must be a non-empty list of analyzers [{...}]")
-    _str(cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), optional=True)
+        errs.append(("analyzers", "missing (required)" if ans is None else
+                     "must be a non-empty list of analyzers [{...}]"))
+        _raise_all(errs)
+    _check(errs, _str, cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), True)
     params = {}
     cache = {}  # profile name -> validated profile: each file is read once however many analyzers use it
     for i, a in enumerate(ans):
-        _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache)
-    _check_buses(ans)
-    _check_watchdog(cfg)
+        _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache, errs, poll_ok)
+    if not errs and _check(errs, _check_buses, ans):  # these need every part whole
+        _check(errs, _check_watchdog, cfg)
     import sys
     sys.modules.pop("analyzer_profile", None)  # needed only to validate: let its bytecode be freed
+    _raise_all(errs)
     return cfg
+
+
+def _ident(d, key, path):
+    v = _req(d, key, path)
+    if not is_identifier(v):
+        raise ConfigError(_join(path, key), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(v))
+
+
+def _validate_mqtt(cfg, ids_ok):
+    m = _obj(_req(cfg, "mqtt", ""), "mqtt")
+    errs = []
+    _check(errs, _known, m, _MQTT, "mqtt")
+    _check(errs, _str, m, "host", "mqtt")
+    _check(errs, _int_range, m, "port", "mqtt", 1, 65535, 1883)
+    if _check(errs, _str, m, "user", "mqtt", None, True) & _check(errs, _str, m, "password", "mqtt", None, True):
+        if m["password"] is not None and m["user"] is None:
+            errs.append(("mqtt.user", "missing: MQTT 3.1.1 needs a user name when a password is set"))
+    _check(errs, _int_range, m, "keepalive", "mqtt", 0, 65535, 60)
+    _check(errs, _pos_num, m, "timeout_ms", "mqtt", 5000)
+    if ids_ok or "client_id" in m:
+        _check(errs, _str, m, "client_id", "mqtt", (cfg["site"] + "-" + cfg["node"]) if ids_ok else None, True)
+    if "clean_session" in m:
+        if type(m["clean_session"]) is not bool:
+            errs.append(("mqtt.clean_session", "must be true or false"))
+    else:
+        m["clean_session"] = True
+    _raise_all(errs)
 
 
 def _regs(a):
@@ -273,47 +307,73 @@ def _check_watchdog(cfg):
                                                         cfg["watchdog_s"]) + fix % "timeout_ms or retries")
 
 
-def _validate_analyzer(a, path, params, cfg, cache):
+def _validate_analyzer(a, path, params, cfg, cache, errs, poll_ok):
+    """Every error of analyzer a added to errs; the duplicate-parameter check only once it is whole."""
     from analyzer_profile import apply_profile, check_value, check_status, check_overlap  # here: it imports this module
-    _obj(a, path)
-    _known(a, _ANALYZER, path)
-    name = _req(a, "name", path)
-    if not is_identifier(name):
-        raise ConfigError(_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(name))
+    if not _check(errs, _obj, a, path):
+        return
+    bad = len(errs)
+    _check(errs, _known, a, _ANALYZER, path)
+    if _check(errs, _req, a, "name", path) and not is_identifier(a["name"]):
+        errs.append((_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(a["name"])))
     tp = _join(path, "transport")
-    kind = _validate_transport(_obj(_req(a, "transport", path), tp), tp)
-    if kind == "tcp":  # Modbus TCP: many devices answer to 0 or 255 (the unit id is not an RTU address)
-        _int_range(a, "unit", path, 0, 255)
-    else:
-        _int_range(a, "unit", path, 1, 247)
-    _pos_num(a, "timeout_ms", path, 1000)
-    _int_range(a, "retries", path, 0, 5, 1)
-    if _pos_num(a, "poll_s", path, cfg["poll_s"]) < cfg["poll_s"]:
-        raise ConfigError(_join(path, "poll_s"), "%s is shorter than the node's poll_s (%s), which paces every "
-                          "analyzer; lower the node's poll_s instead" % (_show(a["poll_s"]), _show(cfg["poll_s"])))
+    kind = []
+    _check(errs, _transport, a, path, tp, kind)
+    if kind:
+        if kind[0] == "tcp":  # Modbus TCP: many devices answer to 0 or 255 (the unit id is not an RTU address)
+            _check(errs, _int_range, a, "unit", path, 0, 255)
+        else:
+            _check(errs, _int_range, a, "unit", path, 1, 247)
+    _check(errs, _pos_num, a, "timeout_ms", path, 1000)
+    _check(errs, _int_range, a, "retries", path, 0, 5, 1)
+    if poll_ok and _check(errs, _pos_num, a, "poll_s", path, cfg["poll_s"]) and a["poll_s"] < cfg["poll_s"]:
+        errs.append((_join(path, "poll_s"), "%s is shorter than the node's poll_s (%s), which paces every "
+                     "analyzer; lower the node's poll_s instead" % (_show(a["poll_s"]), _show(cfg["poll_s"]))))
 
     if ("profile" in a) == ("values" in a):
-        raise ConfigError(_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '
-                          '"values": [...] list' % cfg["profiles_dir"])
+        errs.append((_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '
+                     '"values": [...] list' % cfg.get("profiles_dir")))
+        return
     if "profile" in a:
-        apply_profile(a, path, cfg["profiles_dir"], cache)
+        if "profiles_dir" not in cfg or not _check(errs, apply_profile, a, path, cfg["profiles_dir"], cache):
+            return
     else:
         if "override" in a:
-            raise ConfigError(_join(path, "override"), "only with a profile; edit the inline values instead")
+            errs.append((_join(path, "override"), "only with a profile; edit the inline values instead"))
         vals = a["values"]
         if not isinstance(vals, list) or not vals:
-            raise ConfigError(_join(path, "values"), "must be a non-empty list of values [{...}]")
+            errs.append((_join(path, "values"), "must be a non-empty list of values [{...}]"))
+            return
         for j, v in enumerate(vals):
-            check_value(v, "%s.values[%d]" % (path, j))
+            _check(errs, check_value, v, "%s.values[%d]" % (path, j))
         st = a.get("status")
-        a["status"] = None if st is None else check_status(st, _join(path, "status"))
+        a["status"] = None
+        if st is not None:
+            box = []
+            if _check(errs, _status, check_status, st, _join(path, "status"), box):
+                a["status"] = box[0]
         a["max_regs"] = 125
-    check_overlap(a["values"], a["status"], _join(path, "status"))
+    if len(errs) > bad:
+        return
+    if not _check(errs, check_overlap, a["values"], a["status"], _join(path, "status")):
+        return
     for j, v in enumerate(a["values"]):
         if v["param"] in params:
-            raise ConfigError("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
-                              % (v["param"], params[v["param"]]))
-        params[v["param"]] = "%s.values[%d]" % (path, j)
+            errs.append(("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
+                         % (v["param"], params[v["param"]])))
+        else:
+            params[v["param"]] = "%s.values[%d]" % (path, j)
+
+
+def _transport(a, path, tp, kind):
+    t = _obj(_req(a, "transport", path), tp)
+    if t.get("kind") in TRANSPORTS:  # the unit id's range needs the kind only
+        kind.append(t["kind"])
+    _validate_transport(t, tp)
+
+
+def _status(check_status, st, sp, box):
+    box.append(check_status(st, sp))
 
 
 def _validate_transport(t, tp):
@@ -321,25 +381,46 @@ def _validate_transport(t, tp):
     if kind not in TRANSPORTS:
         raise ConfigError(_join(tp, "kind"), 'must be "rtu_tcp" (Modbus RTU over TCP, serial servers), "tcp" (Modbus TCP) '
                           'or "rtu" (RS-485 UART on the board); got %s' % _show(kind))
+    errs = []
     if kind != "rtu":
-        _known(t, _TCP, tp)
-        _str(t, "host", tp)
-        _int_range(t, "port", tp, 1, 65535)
+        _check(errs, _known, t, _TCP, tp)
+        _check(errs, _str, t, "host", tp)
+        _check(errs, _int_range, t, "port", tp, 1, 65535)
+        _raise_all(errs)
         return kind
-    _known(t, _UART, tp)
-    _int_range(t, "uart", tp, 0, 2)
-    _int_range(t, "baud", tp, 1200, 115200, 9600)
+    _check(errs, _known, t, _UART, tp)
+    _check(errs, _int_range, t, "uart", tp, 0, 2)
+    _check(errs, _int_range, t, "baud", tp, 1200, 115200, 9600)
     if t.setdefault("parity", "N") not in ("N", "E", "O"):
-        raise ConfigError(_join(tp, "parity"), 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)')
-    _int_range(t, "stop", tp, 1, 2, 1)
+        errs.append((_join(tp, "parity"), 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)'))
+    _check(errs, _int_range, t, "stop", tp, 1, 2, 1)
     for pin in ("tx", "rx", "de"):
         if t.get(pin) is not None:
-            _int_range(t, pin, tp, 0, 48)
+            _check(errs, _int_range, t, pin, tp, 0, 48)
+    _raise_all(errs)
     return kind
 
 
-def _validate_uplink(cfg):
-    """key (HMAC), queue (flash store-and-forward), wifi, ntp, watchdog_s: defaults filled in."""
+def _validate_uplink(cfg, errs):
+    """key (HMAC), queue (flash store-and-forward), wifi, ntp, watchdog_s: defaults filled in, errors to errs."""
+    _check(errs, _key, cfg)
+    _check(errs, _queue, cfg)
+    w = cfg.get("wifi")
+    if w is not None and _check(errs, _obj, w, "wifi"):
+        _check(errs, _known, w, _WIFI, "wifi")
+        _check(errs, _str, w, "ssid", "wifi")
+        _check(errs, _str, w, "password", "wifi", None, True)
+    n = cfg.get("ntp")
+    if n is None:
+        n = cfg["ntp"] = {}
+    if _check(errs, _obj, n, "ntp"):
+        _check(errs, _known, n, _NTP, "ntp")
+        _check(errs, _str, n, "host", "ntp", "pool.ntp.org", True)
+        _check(errs, _int_range, n, "sync_s", "ntp", 60, 604800, 3600)
+    _check(errs, _int_range, cfg, "watchdog_s", "", 0, 3600, 120)
+
+
+def _key(cfg):
     k = cfg.get("key")
     if k is not None:
         ok = isinstance(k, str) and len(k) % 2 == 0 and 32 <= len(k) <= 128
@@ -352,31 +433,23 @@ def _validate_uplink(cfg):
             raise ConfigError("key", "must be the node's HMAC-SHA256 key as hex: 32-128 hex digits (16-64 bytes), "
                               "the same value as the gateway's keys file; got %s"
                               % ("%d characters" % len(k) if isinstance(k, str) else _show(k)))
+
+
+def _queue(cfg):
     q = cfg.get("queue")
     if q is None:
         q = cfg["queue"] = {}
     _obj(q, "queue")
-    _known(q, _QUEUE, "queue")
-    seg = _int_range(q, "segment_kb", "queue", 1, 256, 32)
-    mx = _int_range(q, "max_kb", "queue", 2, 65536, 1536)
-    if mx < 2 * seg:
-        raise ConfigError("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d" % (2 * seg, mx))
-    _int_range(q, "batch_max", "queue", 1, 500, 50)
-    _int_range(q, "batch_bytes", "queue", 256, 65536, 32768)
-    w = cfg.get("wifi")
-    if w is not None:
-        _obj(w, "wifi")
-        _known(w, _WIFI, "wifi")
-        _str(w, "ssid", "wifi")
-        _str(w, "password", "wifi", optional=True)
-    n = cfg.get("ntp")
-    if n is None:
-        n = cfg["ntp"] = {}
-    _obj(n, "ntp")
-    _known(n, _NTP, "ntp")
-    _str(n, "host", "ntp", "pool.ntp.org", optional=True)
-    _int_range(n, "sync_s", "ntp", 60, 604800, 3600)
-    _int_range(cfg, "watchdog_s", "", 0, 3600, 120)
+    errs = []
+    _check(errs, _known, q, _QUEUE, "queue")
+    if _check(errs, _int_range, q, "segment_kb", "queue", 1, 256, 32) & \
+            _check(errs, _int_range, q, "max_kb", "queue", 2, 65536, 1536):
+        if q["max_kb"] < 2 * q["segment_kb"]:
+            errs.append(("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d"
+                         % (2 * q["segment_kb"], q["max_kb"])))
+    _check(errs, _int_range, q, "batch_max", "queue", 1, 500, 50)
+    _check(errs, _int_range, q, "batch_bytes", "queue", 256, 65536, 32768)
+    _raise_all(errs)
 
 
 def load_config(path, profiles_dir=None):
@@ -390,4 +463,8 @@ def load_config(path, profiles_dir=None):
         cfg = json.loads(text)
     except ValueError as e:
         raise ConfigError(path, "not valid JSON (%s)" % e)
-    return validate_config(cfg, profiles_dir)
+    try:
+        return validate_config(cfg, profiles_dir)
+    except ConfigError as e:  # every line names the file: a technician may have several open
+        errs = [(path + ": " + f, r) for f, r in e.errors]
+        raise ConfigError(errs[0][0], errs[0][1], errs)

@@ -43,8 +43,8 @@ def load(path):
     from config import load_config, ConfigError
     try:
         return load_config(path), None
-    except ConfigError as e:
-        return None, "config error: %s" % e
+    except ConfigError as e:  # every error, one line each, each naming the file
+        return None, "\n".join("config error: %s: %s" % fr for fr in e.errors)
     finally:
         del sys.modules["config"]
 

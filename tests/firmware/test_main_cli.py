@@ -66,13 +66,27 @@ def test_bad_config_exits_2_without_network(tmp_path, field, value, where):
         p.write_text(json.dumps(cfg))
         r = _run(p, "--cycles", "1", cwd=str(tmp_path))
         assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-        assert r.stderr.startswith("config error: " + where + ": "), r.stderr
+        assert r.stderr.startswith("config error: %s: %s: " % (p, where)), r.stderr
         assert r.stdout == ""
         with pytest.raises(BlockingIOError):
             lst.accept()  # neither the broker nor the analyzer port was contacted
         assert not (tmp_path / "state").exists()
     finally:
         lst.close()
+
+
+def test_every_config_error_in_one_run_each_naming_the_file(tmp_path):
+    cfg = json.load(open(EXAMPLE))
+    cfg["poll_s"] = 0
+    cfg["mqtt"]["port"] = 70000
+    cfg["analyzers"][0]["values"][0]["order"] = "XYZW"
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(cfg))
+    r = _run(p, "--cycles", "1", cwd=str(tmp_path))
+    assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().split("\n")
+    assert [ln.split(": ")[2] for ln in lines] == ["poll_s", "mqtt.port", "analyzers[0].values[0].order"], lines
+    assert all(ln.startswith("config error: %s: " % p) for ln in lines), lines
 
 
 def test_unreadable_config_exits_2(tmp_path):

@@ -263,3 +263,53 @@ def test_an_analyzer_cannot_poll_faster_than_the_node():
     c = good_config()
     c["analyzers"][0]["poll_s"] = 60
     assert validate_config(c)["analyzers"][0]["poll_s"] == 60
+
+
+def test_every_independent_error_at_once():
+    def m(c):
+        c["site"] = "bad site!"
+        c["mqtt"]["port"] = "x"
+        c["queue"] = {"max_kb": 1}
+        c["analyzers"][0]["unit"] = 300
+        c["analyzers"][0]["values"][0]["order"] = "XYZW"
+        c["analyzers"][0]["transport"]["prot"] = 1
+    e = _err(m)
+    fields = [f for f, _r in e.errors]
+    assert fields == ["site", "queue.max_kb", "mqtt.port", "analyzers[0].transport.prot", "analyzers[0].unit",
+                      "analyzers[0].values[0].order"], fields
+    assert e.field == "site" and "A-Z" in e.reason
+    lines = str(e).split("\n")
+    assert len(lines) == 6 and lines[4] == "analyzers[0].unit: must be an integer 1-247, got 300", lines
+
+
+def test_a_broken_part_skips_what_depends_on_it():
+    def m(c):
+        del c["site"]
+        c["mqtt"] = 5
+        c["analyzers"].append({"name": "cod", "transport": "cod:502", "unit": 2, "values": []})
+    e = _err(m)  # no KeyError or TypeError on the way
+    fields = [f for f, _r in e.errors]
+    assert fields == ["site", "mqtt", "analyzers[1].transport", "analyzers[1].values"], fields
+    # the duplicate name is a cross-analyzer check: it waits until both analyzers are whole
+    assert "analyzers[1].name" not in fields
+
+
+def test_load_config_names_the_file_on_every_line():
+    d = make_tmpdir()
+    try:
+        p = d + "/node.json"
+        cfg = good_config()
+        cfg["poll_s"] = -1
+        cfg["mqtt"]["host"] = ""
+        with open(p, "w") as f:
+            f.write(json.dumps(cfg))
+        try:
+            load_config(p)
+        except ConfigError as e:
+            lines = str(e).split("\n")
+            assert len(lines) == 2 and all(ln.startswith(p + ": ") for ln in lines), lines
+            assert lines[0] == p + ": poll_s: must be a number > 0, got -1", lines
+        else:
+            raise AssertionError("config accepted")
+    finally:
+        rmtree(d)
