@@ -1,4 +1,4 @@
-"""Pure builders for the wire payloads: the data record and the node status (DESIGN.md section 3).
+"""Pure builders for the wire payloads: the data record and the node status (docs/ARCHITECTURE.md section 3).
 JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
 import struct
 
@@ -75,7 +75,7 @@ def append_member(payload, key, json_value):
 
 
 def sign(payload, mac):
-    """DESIGN.md 3: sig = hex HMAC-SHA256 over the exact payload bytes, appended as the last
+    """docs/ARCHITECTURE.md section 3: sig = hex HMAC-SHA256 over the exact payload bytes, appended as the last
     member; mac is an hmac_sha256.HmacSha256 (None: the site has no key, payload unchanged)."""
     if mac is None:
         return payload

@@ -1,4 +1,4 @@
-"""The v1 wire contract (DESIGN.md section 3) as seen by the gateway: topics, data records and
+"""The v1 wire contract (docs/ARCHITECTURE.md section 3) as seen by the gateway: topics, data records and
 batches, node status, node events. Pure: bytes in, values or a ContractError with a human reason out."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-node HMAC keys and payload signature checks (DESIGN.md section 3, `sig`).
+"""Per-node HMAC keys and payload signature checks (docs/ARCHITECTURE.md section 3, `sig`).
 
 The keys file lives outside the repository, readable by the gateway's user only (mode 0600):
 

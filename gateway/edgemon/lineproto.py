@@ -1,4 +1,4 @@
-"""InfluxDB line protocol for the schema in DESIGN.md section 3 (`reading`, `node`, and the
+"""InfluxDB line protocol for the schema in docs/ARCHITECTURE.md section 4 (`reading`, `node`, and the
 gateway's own `ingest`). Pure: the same inputs always give the same lines, which keeps replays
 idempotent. Timestamps are in ms (the writer uses precision=ms)."""
 

@@ -1,4 +1,4 @@
-"""Node liveness and clock trust, as `node` points (DESIGN.md section 3). Pure: times are passed in.
+"""Node liveness and clock trust, as `node` points (docs/ARCHITECTURE.md section 3). Pure: times are passed in.
 
 - Silence: a node that sent no data for `silent_periods` poll periods gets `online=false` with a
   `reason`; its next record gets `online=true` again. The retained status / last will is handled by
