@@ -393,10 +393,6 @@ class FlashQueue:
         p = Pointer(self.dir + "/lost")  # rare: no Pointer kept in the heap for it
         p.store(p.value + n)
 
-    def lost_total(self):
-        """Records lost since the queue began (the lost file: it only grows)."""
-        return Pointer(self.dir + "/lost").value
-
     def lost_told(self):
         """An event (PUBACKed) has reported every loss so far."""
         if self._untold:

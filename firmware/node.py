@@ -3,8 +3,8 @@ MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a l
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
 from binascii import hexlify
-from record import put_record_rows, build_event, build_status, format_number, offline
-from record import append_member, sign
+from record import put_record_rows, build_event, build_status, format_number
+from record import append_member
 
 BACKOFF_MIN_MS = 1000
 BACKOFF_CAP_MS = 30000
@@ -168,12 +168,16 @@ class Node:
             # until it fires) and its online status carry it, so the gateway believes the will for
             # this connection only (an old will replayed later names an older connection).
             self._cn[1] += 1
-            m.will = (self.status_topic, sign(offline(self._cn), self.mac), 1, True)
+            r = __import__("record")  # not imported by name: each name in this module's globals costs heap
+            m.will = (self.status_topic, r.sign(r.offline(self._cn), self.mac), 1, True)
+            r = None
             try:
                 m.connect()
             except Exception as e:
+                m.will = None
                 self._link_failed("connect", e)
                 return
+            m.will = None  # the broker holds it now (a new one is built for the next connection)
             self.mqtt_backoff.succeeded()
             self._status_due = True  # fresh session: announce online (retained) at once
             self._feed()  # at most one MQTT exchange between two feeds (config.py checks its timeout)
@@ -217,8 +221,10 @@ class Node:
             told = q.dropped
             # "lost": every loss since the queue began (flash; only grows), so the gateway counts
             # each record once even if an event whose PUBACK was lost is followed by a larger one.
+            # (Read here, not through a FlashQueue method: one more class member costs live heap.)
+            lost = __import__("pointer").Pointer(q.dir + "/lost").value
             if self._event("queue_overflow", '{"dropped":%d,"total":%d,"lost":%d}',
-                           (told - self._dropped_told, told, q.lost_total())):
+                           (told - self._dropped_told, told, lost)):
                 self._dropped_told = told
                 q.lost_told()
 
@@ -369,7 +375,7 @@ class Node:
         """Clean stop: say offline (retained) ourselves, since DISCONNECT suppresses the will."""
         if self.mqtt.connected:
             try:
-                self._publish_signed(self.status_topic, offline(self._cn), True)
+                self._publish_signed(self.status_topic, __import__("record").offline(self._cn), True)
             except Exception as e:
                 self._error("shutdown", e)
             self.mqtt.disconnect()

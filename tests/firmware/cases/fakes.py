@@ -112,12 +112,15 @@ class FakeMQTT:
         self.fail_publish = False
         self.published = []  # (topic, payload bytes, qos, retain)
         self.connects = 0
+        self.will = None  # set by the node before each connect, as on the real client
+        self.wills = []  # the will each successful connect carried
 
     def connect(self):
         if self.fail_connect:
             raise OSError("fake: connection refused")
         self.connects += 1
         self.connected = True
+        self.wills.append(self.will)
 
     def maintain(self):
         if not self.connected:

@@ -85,7 +85,8 @@ def test_signed_record_batch_status_event_and_will():
         batch = json.loads(r.mqtt.data()[0][1])["batch"]
         assert all("sig" not in rec for rec in batch)
         # The will, set before each connect: signed, naming this connection, as its online status does.
-        topic, will, qos, retain = r.node.mqtt.will
+        topic, will, qos, retain = r.mqtt.wills[-1]
+        assert r.mqtt.will is None  # dropped once the broker holds it: no heap for it while connected
         assert (topic, qos, retain) == ("edge/v1/demo-site/cod-1/status", 1, True)
         i = will.rfind(b',"sig":"')
         assert will[i + 8:-2].decode() == mac.hexdigest(will[:i] + b"}")
@@ -105,7 +106,7 @@ def test_connection_id_grows_per_connection_and_per_boot():
         r.tick()
         second = json.loads(r.mqtt.status()[-1][1])["cn"]
         assert second == [first[0], first[1] + 1]
-        assert json.loads(r.node.mqtt.will[1]) == {"state": "offline", "cn": second}
+        assert json.loads(r.mqtt.wills[-1][1]) == {"state": "offline", "cn": second}
         m2 = FakeMQTT()
         n2 = Node(r.cfg, r.hw, m2, log=r.lines.append)  # a reboot: the boot count on flash goes up
         n2.service_link(0)
