@@ -2,7 +2,7 @@
 into the compact form the Analyzer polls; per-node overrides. Errors name the file, field and fix."""
 import json
 from config import (ConfigError, _join, FLAGS, _obj, _known, _req, _int_range, _show, _is_num, _is_int,
-                    is_param_code, is_identifier)
+                    is_param_code, is_identifier, _check, _raise_all)
 
 # float32 first: the order the error message lists them in.
 TYPES = ("float32", "int16", "uint16", "int32", "uint32", "float64", "bit")
@@ -38,22 +38,41 @@ def _range(d, p):
 
 
 def check_value(v, vp):
-    """Validate one value entry in place, filling defaults (fc 3, order ABCD, scale 1, offset 0)."""
+    """Validate one value entry in place, filling defaults (fc 3, order ABCD, scale 1, offset 0); one
+    ConfigError lists every problem of it (the end register once fc, type and addr are right)."""
     _obj(v, vp)
-    _known(v, _VALUE, vp)
+    errs = []
+    _check(errs, _known, v, _VALUE, vp)
+    _check(errs, _param, v, vp)
+    for key in ("name", "unit"):
+        if key in v and not isinstance(v[key], str):
+            errs.append((vp + "." + key, "must be a text string (documentation only)"))
+    if _check(errs, _fc_type, v, vp) & _check(errs, _int_range, v, "addr", vp, 0, 65535):
+        if v["addr"] + _NREGS[v["type"]] > 65536:
+            errs.append((_join(vp, "addr"), "value runs past register 65535"))
+    if "order" not in v:
+        v["order"] = "ABCD"
+    elif v["order"] not in ORDERS:
+        errs.append((_join(vp, "order"), "must be one of " + ", ".join(ORDERS) + "; got %s" % _show(v["order"])))
+    _check(errs, _scaling, v, vp)
+    _check(errs, _range, v, vp)
+    _raise_all(errs)
+    return v
+
+
+def _param(v, vp):
     param = _req(v, "param", vp)
     if not is_param_code(param):
         raise ConfigError(_join(vp, "param"), "must be an HJ 212 code: one lowercase letter and 5 digits, e.g. w01018; got %s"
                           % _show(param))
-    for key in ("name", "unit"):
-        if key in v and not isinstance(v[key], str):
-            raise ConfigError(vp + "." + key, "must be a text string (documentation only)")
+
+
+def _fc_type(v, vp):
     fc = v.get("fc", 3)
     if not (_is_int(fc) and 1 <= fc <= 4):
         raise ConfigError(_join(vp, "fc"), "must be 3 (holding registers), 4 (input registers), 1 (coils) or "
                           "2 (discrete inputs); got %s" % _show(fc))
     v["fc"] = fc
-    _int_range(v, "addr", vp, 0, 65535)
     typ = _req(v, "type", vp)
     if typ not in TYPES:
         raise ConfigError(_join(vp, "type"), "must be one of " + ", ".join(TYPES) + "; got %s" % _show(typ))
@@ -68,21 +87,16 @@ def check_value(v, vp):
             raise ConfigError(_join(vp, "bit"), "missing: type bit with fc 3 or 4 is one bit of a register, give its "
                               "number 0-15 (a coil or discrete input is fc 1 or 2)")
         _int_range(v, "bit", vp, 0, 15)
-    if v["addr"] + _NREGS[typ] > 65536:
-        raise ConfigError(_join(vp, "addr"), "value runs past register 65535")
-    if "order" not in v:
-        v["order"] = "ABCD"
-    elif v["order"] not in ORDERS:
-        raise ConfigError(_join(vp, "order"), "must be one of " + ", ".join(ORDERS) + "; got %s" % _show(v["order"]))
+
+
+def _scaling(v, vp):
     _num(v, "scale", vp, 1)
     if v["scale"] == 0:
         raise ConfigError(_join(vp, "scale"), "must not be 0")
     _num(v, "offset", vp, 0)
-    if typ == "bit" and (v["scale"] != 1 or v["offset"] != 0):
+    if v.get("type") == "bit" and (v["scale"] != 1 or v["offset"] != 0):
         raise ConfigError(_join(vp, "scale" if v["scale"] != 1 else "offset"), "a bit value is 0 or 1: no scale "
                           "or offset")
-    _range(v, vp)
-    return v
 
 
 def check_status(s, sp):
@@ -153,30 +167,41 @@ def check_overlap(values, st, sp):
 
 
 def validate_profile(obj, where):
-    """Validate a parsed profile; `where` (its file) prefixes every error field."""
+    """Validate a parsed profile; `where` (its file) prefixes every error field; one ConfigError lists
+    every problem (the status-inside-a-value check once the values and the status are right)."""
     if not isinstance(obj, dict):
         raise ConfigError(where, "must be a JSON object {...}")
-    try:
-        _known(obj, _PROFILE, "")
-        m = _req(obj, "model", "")
-        if not isinstance(m, str) or not m:
-            raise ConfigError("model", "must be a non-empty text string naming the analyzer model")
-        vals = _req(obj, "values", "")
-        if not isinstance(vals, list) or not vals:
-            raise ConfigError("values", "must be a non-empty list of values [{...}]")
-        seen = {}
-        for j, v in enumerate(vals):
-            vp = "values[%d]" % j
-            check_value(v, vp)
+    errs = []
+    _check(errs, _known, obj, _PROFILE, "")
+    m = obj.get("model")
+    if not isinstance(m, str) or not m:
+        errs.append(("model", "missing (required)" if "model" not in obj else
+                     "must be a non-empty text string naming the analyzer model"))
+    vals = obj.get("values")
+    if not isinstance(vals, list) or not vals:
+        errs.append(("values", "missing (required)" if "values" not in obj else
+                     "must be a non-empty list of values [{...}]"))
+        vals = []
+    n = len(errs)
+    seen = {}
+    for j, v in enumerate(vals):
+        vp = "values[%d]" % j
+        if _check(errs, check_value, v, vp):
             if v["param"] in seen:
-                raise ConfigError(_join(vp, "param"), "%s is already at %s" % (v["param"], seen[v["param"]]))
-            seen[v["param"]] = vp
-        st = obj.get("status")
-        obj["status"] = None if st is None else check_status(st, "status")
-        check_overlap(vals, obj["status"], "status")
-        _int_range(obj, "max_regs", "", 1, 125, 125)
-    except ConfigError as e:
-        raise ConfigError(where + ": " + e.field if e.field else where, e.reason)
+                errs.append((_join(vp, "param"), "%s is already at %s" % (v["param"], seen[v["param"]])))
+            else:
+                seen[v["param"]] = vp
+    st = obj.get("status")
+    obj["status"] = None
+    if st is not None:
+        try:
+            obj["status"] = check_status(st, "status")
+        except ConfigError as e:
+            errs.extend(e.errors)
+    if len(errs) == n:
+        _check(errs, check_overlap, vals, obj["status"], "status")
+    _check(errs, _int_range, obj, "max_regs", "", 1, 125, 125)
+    _raise_all([(where + ": " + f if f else where, r) for f, r in errs])
     return obj
 
 
@@ -214,17 +239,19 @@ def apply_profile(a, path, profiles_dir, cache):
     if prof is None:
         prof = load_profile(name, profiles_dir, _join(path, "profile"))
         cache[name] = prof
+    op = _join(path, "override")
     ov = a.get("override") or {}
-    _obj(ov, _join(path, "override"))
+    _obj(ov, op)
+    errs = []
     by_param = {}
     for v in prof["values"]:
         by_param[v["param"]] = v
     for k in sorted(ov.keys()):
         if k not in by_param:
-            raise ConfigError(_join(_join(path, "override"), k), "profile %s has no value %s (it has %s)"
-                              % (name, k, ", ".join(sorted(by_param.keys()))))
-        _obj(ov[k], _join(_join(path, "override"), k))
-        _known(ov[k], _OVERRIDE, _join(_join(path, "override"), k))
+            errs.append((_join(op, k), "profile %s has no value %s (it has %s)"
+                         % (name, k, ", ".join(sorted(by_param.keys())))))
+        elif _check(errs, _obj, ov[k], _join(op, k)):
+            _check(errs, _known, ov[k], _OVERRIDE, _join(op, k))
     vals = []
     for v in prof["values"]:
         o = ov.get(v["param"])
@@ -234,20 +261,24 @@ def apply_profile(a, path, profiles_dir, cache):
         for key in v:
             if key != "name" and key != "unit":
                 c[key] = v[key]
-        if o:
+        if o and isinstance(o, dict):  # one that is not is reported above
             if o.get("off") is True:
                 continue
             for key in _OVERRIDE[:-1]:
                 if key in o:
                     c[key] = o[key]
-            check_value(c, _join(_join(path, "override"), v["param"]))
+            _check(errs, check_value, c, _join(op, v["param"]))
         vals.append(c)
     if not vals:
-        raise ConfigError(_join(path, "override"), "every value of profile %s is switched off" % name)
+        errs.append((op, "every value of profile %s is switched off" % name))
     a["values"] = vals
-    if "status" in a:  # the site's own wiring of the status word wins over the profile's
-        a["status"] = None if a["status"] is None else check_status(a["status"], _join(path, "status"))
-    else:
+    if "status" not in a:
         a["status"] = prof["status"]
+    elif a["status"] is not None:  # the site's own wiring of the status word wins over the profile's
+        try:
+            a["status"] = check_status(a["status"], _join(path, "status"))
+        except ConfigError as e:
+            errs.extend(e.errors)
+    _raise_all(errs)
     a["max_regs"] = prof["max_regs"]
     a.pop("override", None)

@@ -50,7 +50,11 @@ def _check(errs, fn, *args):
 
 def _raise_all(errs):
     if errs:
-        raise ConfigError(errs[0][0], errs[0][1], errs)
+        u = []  # each once: two analyzers naming one broken profile report it once
+        for e in errs:
+            if e not in u:
+                u.append(e)
+        raise ConfigError(u[0][0], u[0][1], u)
 
 
 def _is_int(x):
@@ -179,7 +183,8 @@ def validate_config(cfg, profiles_dir=None):
         errs.append(("analyzers", "missing (required)" if ans is None else
                      "must be a non-empty list of analyzers [{...}]"))
         _raise_all(errs)
-    _check(errs, _str, cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), True)
+    if not _check(errs, _str, cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), True):
+        cfg["profiles_dir"] = None  # no profile can be read: analyzers naming one are not checked further
     params = {}
     cache = {}  # profile name -> validated profile: each file is read once however many analyzers use it
     for i, a in enumerate(ans):
@@ -335,7 +340,7 @@ def _validate_analyzer(a, path, params, cfg, cache, errs, poll_ok):
                      '"values": [...] list' % cfg.get("profiles_dir")))
         return
     if "profile" in a:
-        if "profiles_dir" not in cfg or not _check(errs, apply_profile, a, path, cfg["profiles_dir"], cache):
+        if cfg["profiles_dir"] is None or not _check(errs, apply_profile, a, path, cfg["profiles_dir"], cache):
             return
     else:
         if "override" in a:

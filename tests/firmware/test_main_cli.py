@@ -89,6 +89,27 @@ def test_every_config_error_in_one_run_each_naming_the_file(tmp_path):
     assert all(ln.startswith("config error: %s: " % p) for ln in lines), lines
 
 
+def test_a_broken_part_does_not_crash_the_check_of_the_rest(tmp_path):
+    cfg = json.load(open(EXAMPLE))
+    del cfg["site"]  # client_id's default needs it
+    cfg["mqtt"] = "127.0.0.1:1883"  # its fields and the watchdog bound need it an object
+    cfg["analyzers"][0]["unit"] = 300
+    cfg["analyzers"].append({"name": "cod", "transport": 5, "unit": 2, "values": [{"param": "w21003"}]})
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(cfg))
+    r = _run(p, "--cycles", "1", cwd=str(tmp_path))
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr, (r.returncode, r.stdout, r.stderr)
+    pre = "config error: %s: " % p
+    assert r.stderr.strip().split("\n") == [
+        pre + "site: missing (required)",
+        pre + "mqtt: must be an object {...}",
+        pre + "analyzers[0].unit: must be an integer 1-247, got 300",
+        pre + "analyzers[1].transport: must be an object {...}",
+        pre + "analyzers[1].values[0].type: missing (required)",
+        pre + "analyzers[1].values[0].addr: missing (required), an integer 0-65535",
+    ], r.stderr  # the duplicate name "cod" is a check across analyzers: it waits for both whole
+
+
 def test_unreadable_config_exits_2(tmp_path):
     r = _run(tmp_path / "missing.json")
     assert r.returncode == 2 and "config error:" in r.stderr

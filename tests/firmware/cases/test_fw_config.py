@@ -313,3 +313,55 @@ def test_load_config_names_the_file_on_every_line():
             raise AssertionError("config accepted")
     finally:
         rmtree(d)
+
+
+def test_every_profile_problem_at_once_and_once_each():
+    d = make_tmpdir()
+    try:
+        with open(d + "/bad.json", "w") as f:
+            f.write(json.dumps({"model": "m", "colour": 1, "values": [
+                {"param": "w01018", "addr": 0, "type": "real"},
+                {"param": "w01019", "addr": 4, "type": "float32", "order": "XYZW", "scale": 0}]}))
+        with open(d + "/good.json", "w") as f:
+            f.write(json.dumps({"model": "m", "values": [{"param": "w21003", "addr": 0, "type": "float32"}]}))
+        tr = {"kind": "rtu_tcp", "host": "bus", "port": 5020}
+        c = good_config()
+        c["profiles_dir"] = d
+        c["analyzers"] = [{"name": "a", "profile": "bad", "unit": 1, "transport": tr},
+                          {"name": "b", "profile": "bad", "unit": 2, "transport": tr},  # the same file: listed once
+                          {"name": "c", "profile": "good", "unit": 3, "transport": tr,
+                           "override": {"w21003": {"order": "ACBD", "adr": 1}, "w99999": {}}}]
+        e = _err(lambda cfg: cfg.update(c))
+        p = d + "/bad.json: "
+        assert [f for f, _r in e.errors] == [
+            p + "colour", p + "values[0].type", p + "values[1].order", p + "values[1].scale",
+            "analyzers[2].override.w21003.adr", "analyzers[2].override.w99999",
+            "analyzers[2].override.w21003.order"], e.errors
+        assert e.errors[3][1] == "must not be 0" and "has no value w99999 (it has w21003)" in e.errors[5][1]
+    finally:
+        rmtree(d)
+
+
+def test_every_field_of_a_value_at_once():
+    def m(c):
+        v = c["analyzers"][0]["values"][0]
+        v.update(param="COD", fc=9, order="XYZW", scale="x", range=[5, 1])
+        c["analyzers"][0]["values"].append({"param": "w21003", "addr": 70000, "type": "int8"})
+    e = _err(m)
+    assert [f for f, _r in e.errors] == [
+        "analyzers[0].values[0].param", "analyzers[0].values[0].fc", "analyzers[0].values[0].order",
+        "analyzers[0].values[0].scale", "analyzers[0].values[0].range",
+        "analyzers[0].values[1].type", "analyzers[0].values[1].addr"], e.errors
+
+
+def test_a_broken_profiles_dir_or_list_does_not_crash():
+    def m(c):
+        c["profiles_dir"] = 5
+        c["mqtt"]["port"] = 0
+        c["analyzers"] = [{"name": "a", "profile": "cod_generic", "unit": 1,
+                           "transport": {"kind": "rtu_tcp", "host": "bus", "port": 5020}}]
+    e = _err(m)  # no TypeError from reading a profile in folder 5
+    assert [f for f, _r in e.errors] == ["mqtt.port", "profiles_dir"], e.errors
+    e = _err(lambda c: c.update(analyzers={"name": "a"}, node=None, mqtt={"host": "b", "user": 3}))
+    assert [f for f, _r in e.errors] == ["node", "mqtt.user", "analyzers"], e.errors
+    assert e.errors[2][1] == "must be a non-empty list of analyzers [{...}]"
