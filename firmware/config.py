@@ -37,21 +37,21 @@ class ConfigError(Exception):
         return "\n".join("%s: %s" % e for e in self.errors)
 
 
-def _check(errs, fn, *args):
-    """fn(*args), its ConfigError added to errs instead of raised: validation goes on and reports
+def _check(out, fn, *args):
+    """fn(*args), its ConfigError added to out instead of raised: validation goes on and reports
     every independent error at once. True when fn passed."""
     try:
         fn(*args)
         return True
     except ConfigError as e:
-        errs.extend(e.errors)
+        out.extend(e.errors)
         return False
 
 
-def _raise_all(errs):
-    if errs:
+def _raise_all(out):
+    if out:
         u = []  # each once: two analyzers naming one broken profile report it once
-        for e in errs:
+        for e in out:
             if e not in u:
                 u.append(e)
         raise ConfigError(u[0][0], u[0][1], u)
@@ -93,9 +93,9 @@ def _obj(d, path):
 
 def _known(d, allowed, path):
     # Sorted so the message is the same under both interpreters (MicroPython dicts are unordered).
-    errs = [(_join(path, k), "unknown key (typo?); allowed keys: " + ", ".join(allowed))
+    out = [(_join(path, k), "unknown key (typo?); allowed keys: " + ", ".join(allowed))
             for k in sorted(d.keys()) if k not in allowed]
-    _raise_all(errs)
+    _raise_all(out)
 
 
 def _join(path, key):
@@ -168,60 +168,60 @@ def validate_config(cfg, profiles_dir=None):
     problem found (checks that depend on a broken part are left for the next run).
     Analyzers naming a "profile" get its values/status from <profiles_dir>/<profile>.json."""
     _obj(cfg, "(top level)")
-    errs = []
-    _check(errs, _known, cfg, _TOP, "")
-    ids_ok = _check(errs, _ident, cfg, "site", "") & _check(errs, _ident, cfg, "node", "")
-    poll_ok = _check(errs, _pos_num, cfg, "poll_s", "")
-    _check(errs, _pos_num, cfg, "status_s", "", 60)
-    _check(errs, _int_range, cfg, "outbox_max", "", 1, 10000, 100)
-    _check(errs, _str, cfg, "state_dir", "", "state", True)
-    _validate_uplink(cfg, errs)
-    _check(errs, _validate_mqtt, cfg, ids_ok)
+    out = []
+    _check(out, _known, cfg, _TOP, "")
+    ids_ok = True
+    for key in ("site", "node"):
+        v = cfg.get(key)
+        if not is_identifier(v):
+            ids_ok = False
+            out.append((key, "missing (required)" if v is None else
+                         "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(v)))
+    _check(out, _pos_num, cfg, "poll_s", "")
+    _check(out, _pos_num, cfg, "status_s", "", 60)
+    _check(out, _int_range, cfg, "outbox_max", "", 1, 10000, 100)
+    _check(out, _str, cfg, "state_dir", "", "state", True)
+    _validate_uplink(cfg, out)
+    # mqtt, inline: each new function name would stay interned in the heap after config.py is dropped
+    m = cfg.get("mqtt")
+    if not isinstance(m, dict):
+        out.append(("mqtt", "missing (required)" if m is None else "must be an object {...}"))
+    else:
+        _check(out, _known, m, _MQTT, "mqtt")
+        _check(out, _str, m, "host", "mqtt")
+        _check(out, _int_range, m, "port", "mqtt", 1, 65535, 1883)
+        if _check(out, _str, m, "user", "mqtt", None, True) & _check(out, _str, m, "password", "mqtt", None, True):
+            if m["password"] is not None and m["user"] is None:
+                out.append(("mqtt.user", "missing: MQTT 3.1.1 needs a user name when a password is set"))
+        _check(out, _int_range, m, "keepalive", "mqtt", 0, 65535, 60)
+        _check(out, _pos_num, m, "timeout_ms", "mqtt", 5000)
+        if ids_ok or "client_id" in m:
+            _check(out, _str, m, "client_id", "mqtt", (cfg["site"] + "-" + cfg["node"]) if ids_ok else None, True)
+        if "clean_session" in m:
+            if type(m["clean_session"]) is not bool:
+                out.append(("mqtt.clean_session", "must be true or false"))
+        else:
+            m["clean_session"] = True
 
     ans = cfg.get("analyzers")
     if not isinstance(ans, list) or not ans:
-        errs.append(("analyzers", "missing (required)" if ans is None else
+        out.append(("analyzers", "missing (required)" if ans is None else
                      "must be a non-empty list of analyzers [{...}]"))
-        _raise_all(errs)
-    if not _check(errs, _str, cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), True):
+        _raise_all(out)
+    if not _check(out, _str, cfg, "profiles_dir", "", profiles_dir or default_profiles_dir(), True):
         cfg["profiles_dir"] = None  # no profile can be read: analyzers naming one are not checked further
     params = {}
     cache = {}  # profile name -> validated profile: each file is read once however many analyzers use it
+    import gc
     for i, a in enumerate(ans):
-        _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache, errs, poll_ok)
-    if not errs and _check(errs, _check_buses, ans):  # these need every part whole
-        _check(errs, _check_watchdog, cfg)
+        gc.collect()  # this analyzer's filled-in config then lands in the holes of the last one's garbage
+        _validate_analyzer(a, "analyzers[%d]" % i, params, cfg, cache, out)
+    if not out and _check(out, _check_buses, ans):  # these need every part whole
+        _check(out, _check_watchdog, cfg)
     import sys
     sys.modules.pop("analyzer_profile", None)  # needed only to validate: let its bytecode be freed
-    _raise_all(errs)
+    _raise_all(out)
     return cfg
-
-
-def _ident(d, key, path):
-    v = _req(d, key, path)
-    if not is_identifier(v):
-        raise ConfigError(_join(path, key), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(v))
-
-
-def _validate_mqtt(cfg, ids_ok):
-    m = _obj(_req(cfg, "mqtt", ""), "mqtt")
-    errs = []
-    _check(errs, _known, m, _MQTT, "mqtt")
-    _check(errs, _str, m, "host", "mqtt")
-    _check(errs, _int_range, m, "port", "mqtt", 1, 65535, 1883)
-    if _check(errs, _str, m, "user", "mqtt", None, True) & _check(errs, _str, m, "password", "mqtt", None, True):
-        if m["password"] is not None and m["user"] is None:
-            errs.append(("mqtt.user", "missing: MQTT 3.1.1 needs a user name when a password is set"))
-    _check(errs, _int_range, m, "keepalive", "mqtt", 0, 65535, 60)
-    _check(errs, _pos_num, m, "timeout_ms", "mqtt", 5000)
-    if ids_ok or "client_id" in m:
-        _check(errs, _str, m, "client_id", "mqtt", (cfg["site"] + "-" + cfg["node"]) if ids_ok else None, True)
-    if "clean_session" in m:
-        if type(m["clean_session"]) is not bool:
-            errs.append(("mqtt.clean_session", "must be true or false"))
-    else:
-        m["clean_session"] = True
-    _raise_all(errs)
 
 
 def _regs(a):
@@ -312,73 +312,69 @@ def _check_watchdog(cfg):
                                                         cfg["watchdog_s"]) + fix % "timeout_ms or retries")
 
 
-def _validate_analyzer(a, path, params, cfg, cache, errs, poll_ok):
-    """Every error of analyzer a added to errs; the duplicate-parameter check only once it is whole."""
+def _validate_analyzer(a, path, params, cfg, cache, out):
+    """Every error of analyzer a added to out; the duplicate-parameter check only once it is whole."""
     from analyzer_profile import apply_profile, check_value, check_status, check_overlap  # here: it imports this module
-    if not _check(errs, _obj, a, path):
+    if not _check(out, _obj, a, path):
         return
-    bad = len(errs)
-    _check(errs, _known, a, _ANALYZER, path)
-    if _check(errs, _req, a, "name", path) and not is_identifier(a["name"]):
-        errs.append((_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(a["name"])))
+    bad = len(out)
+    _check(out, _known, a, _ANALYZER, path)
+    if _check(out, _req, a, "name", path) and not is_identifier(a["name"]):
+        out.append((_join(path, "name"), "must be 1-64 characters from A-Z a-z 0-9 _ -, got %s" % _show(a["name"])))
     tp = _join(path, "transport")
-    kind = []
-    _check(errs, _transport, a, path, tp, kind)
+    t = a.get("transport")
+    kind = None
+    if not isinstance(t, dict):
+        out.append((tp, "missing (required)" if t is None else "must be an object {...}"))
+    else:
+        if t.get("kind") in TRANSPORTS:  # the unit id's range needs the kind only
+            kind = t["kind"]
+        _check(out, _validate_transport, t, tp)
     if kind:
-        if kind[0] == "tcp":  # Modbus TCP: many devices answer to 0 or 255 (the unit id is not an RTU address)
-            _check(errs, _int_range, a, "unit", path, 0, 255)
+        if kind == "tcp":  # Modbus TCP: many devices answer to 0 or 255 (the unit id is not an RTU address)
+            _check(out, _int_range, a, "unit", path, 0, 255)
         else:
-            _check(errs, _int_range, a, "unit", path, 1, 247)
-    _check(errs, _pos_num, a, "timeout_ms", path, 1000)
-    _check(errs, _int_range, a, "retries", path, 0, 5, 1)
-    if poll_ok and _check(errs, _pos_num, a, "poll_s", path, cfg["poll_s"]) and a["poll_s"] < cfg["poll_s"]:
-        errs.append((_join(path, "poll_s"), "%s is shorter than the node's poll_s (%s), which paces every "
+            _check(out, _int_range, a, "unit", path, 1, 247)
+    _check(out, _pos_num, a, "timeout_ms", path, 1000)
+    _check(out, _int_range, a, "retries", path, 0, 5, 1)
+    p = cfg.get("poll_s")
+    if _is_num(p) and p > 0 and _check(out, _pos_num, a, "poll_s", path, p) and a["poll_s"] < p:
+        out.append((_join(path, "poll_s"), "%s is shorter than the node's poll_s (%s), which paces every "
                      "analyzer; lower the node's poll_s instead" % (_show(a["poll_s"]), _show(cfg["poll_s"]))))
 
     if ("profile" in a) == ("values" in a):
-        errs.append((_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '
+        out.append((_join(path, "profile"), 'give either "profile": "<name>" (a file in %s) or an inline '
                      '"values": [...] list' % cfg.get("profiles_dir")))
         return
     if "profile" in a:
-        if cfg["profiles_dir"] is None or not _check(errs, apply_profile, a, path, cfg["profiles_dir"], cache):
+        if cfg["profiles_dir"] is None or not _check(out, apply_profile, a, path, cfg["profiles_dir"], cache):
             return
     else:
         if "override" in a:
-            errs.append((_join(path, "override"), "only with a profile; edit the inline values instead"))
+            out.append((_join(path, "override"), "only with a profile; edit the inline values instead"))
         vals = a["values"]
         if not isinstance(vals, list) or not vals:
-            errs.append((_join(path, "values"), "must be a non-empty list of values [{...}]"))
+            out.append((_join(path, "values"), "must be a non-empty list of values [{...}]"))
             return
         for j, v in enumerate(vals):
-            _check(errs, check_value, v, "%s.values[%d]" % (path, j))
+            _check(out, check_value, v, "%s.values[%d]" % (path, j))
         st = a.get("status")
         a["status"] = None
         if st is not None:
             box = []
-            if _check(errs, _status, check_status, st, _join(path, "status"), box):
+            if _check(out, lambda: box.append(check_status(st, _join(path, "status")))):
                 a["status"] = box[0]
         a["max_regs"] = 125
-    if len(errs) > bad:
+    if len(out) > bad:
         return
-    if not _check(errs, check_overlap, a["values"], a["status"], _join(path, "status")):
+    if not _check(out, check_overlap, a["values"], a["status"], _join(path, "status")):
         return
     for j, v in enumerate(a["values"]):
         if v["param"] in params:
-            errs.append(("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
+            out.append(("%s.values[%d].param" % (path, j), "%s is already read at %s; each parameter once per node"
                          % (v["param"], params[v["param"]])))
         else:
             params[v["param"]] = "%s.values[%d]" % (path, j)
-
-
-def _transport(a, path, tp, kind):
-    t = _obj(_req(a, "transport", path), tp)
-    if t.get("kind") in TRANSPORTS:  # the unit id's range needs the kind only
-        kind.append(t["kind"])
-    _validate_transport(t, tp)
-
-
-def _status(check_status, st, sp, box):
-    box.append(check_status(st, sp))
 
 
 def _validate_transport(t, tp):
@@ -386,46 +382,29 @@ def _validate_transport(t, tp):
     if kind not in TRANSPORTS:
         raise ConfigError(_join(tp, "kind"), 'must be "rtu_tcp" (Modbus RTU over TCP, serial servers), "tcp" (Modbus TCP) '
                           'or "rtu" (RS-485 UART on the board); got %s' % _show(kind))
-    errs = []
+    out = []
     if kind != "rtu":
-        _check(errs, _known, t, _TCP, tp)
-        _check(errs, _str, t, "host", tp)
-        _check(errs, _int_range, t, "port", tp, 1, 65535)
-        _raise_all(errs)
+        _check(out, _known, t, _TCP, tp)
+        _check(out, _str, t, "host", tp)
+        _check(out, _int_range, t, "port", tp, 1, 65535)
+        _raise_all(out)
         return kind
-    _check(errs, _known, t, _UART, tp)
-    _check(errs, _int_range, t, "uart", tp, 0, 2)
-    _check(errs, _int_range, t, "baud", tp, 1200, 115200, 9600)
+    _check(out, _known, t, _UART, tp)
+    _check(out, _int_range, t, "uart", tp, 0, 2)
+    _check(out, _int_range, t, "baud", tp, 1200, 115200, 9600)
     if t.setdefault("parity", "N") not in ("N", "E", "O"):
-        errs.append((_join(tp, "parity"), 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)'))
-    _check(errs, _int_range, t, "stop", tp, 1, 2, 1)
+        out.append((_join(tp, "parity"), 'must be "N", "E" or "O" (9600 8N1 and 8O1 are both common)'))
+    _check(out, _int_range, t, "stop", tp, 1, 2, 1)
     for pin in ("tx", "rx", "de"):
         if t.get(pin) is not None:
-            _check(errs, _int_range, t, pin, tp, 0, 48)
-    _raise_all(errs)
+            _check(out, _int_range, t, pin, tp, 0, 48)
+    _raise_all(out)
     return kind
 
 
-def _validate_uplink(cfg, errs):
-    """key (HMAC), queue (flash store-and-forward), wifi, ntp, watchdog_s: defaults filled in, errors to errs."""
-    _check(errs, _key, cfg)
-    _check(errs, _queue, cfg)
-    w = cfg.get("wifi")
-    if w is not None and _check(errs, _obj, w, "wifi"):
-        _check(errs, _known, w, _WIFI, "wifi")
-        _check(errs, _str, w, "ssid", "wifi")
-        _check(errs, _str, w, "password", "wifi", None, True)
-    n = cfg.get("ntp")
-    if n is None:
-        n = cfg["ntp"] = {}
-    if _check(errs, _obj, n, "ntp"):
-        _check(errs, _known, n, _NTP, "ntp")
-        _check(errs, _str, n, "host", "ntp", "pool.ntp.org", True)
-        _check(errs, _int_range, n, "sync_s", "ntp", 60, 604800, 3600)
-    _check(errs, _int_range, cfg, "watchdog_s", "", 0, 3600, 120)
-
-
-def _key(cfg):
+def _validate_uplink(cfg, out):
+    """key (HMAC), queue (flash store-and-forward), wifi, ntp, watchdog_s: defaults filled in, errors to out.
+    One function on purpose: each function name stays interned in the heap after config.py is dropped."""
     k = cfg.get("key")
     if k is not None:
         ok = isinstance(k, str) and len(k) % 2 == 0 and 32 <= len(k) <= 128
@@ -435,26 +414,34 @@ def _key(cfg):
                     ok = False
                     break
         if not ok:
-            raise ConfigError("key", "must be the node's HMAC-SHA256 key as hex: 32-128 hex digits (16-64 bytes), "
-                              "the same value as the gateway's keys file; got %s"
-                              % ("%d characters" % len(k) if isinstance(k, str) else _show(k)))
-
-
-def _queue(cfg):
+            out.append(("key", "must be the node's HMAC-SHA256 key as hex: 32-128 hex digits (16-64 bytes), "
+                         "the same value as the gateway's keys file; got %s"
+                         % ("%d characters" % len(k) if isinstance(k, str) else _show(k))))
     q = cfg.get("queue")
     if q is None:
         q = cfg["queue"] = {}
-    _obj(q, "queue")
-    errs = []
-    _check(errs, _known, q, _QUEUE, "queue")
-    if _check(errs, _int_range, q, "segment_kb", "queue", 1, 256, 32) & \
-            _check(errs, _int_range, q, "max_kb", "queue", 2, 65536, 1536):
-        if q["max_kb"] < 2 * q["segment_kb"]:
-            errs.append(("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d"
-                         % (2 * q["segment_kb"], q["max_kb"])))
-    _check(errs, _int_range, q, "batch_max", "queue", 1, 500, 50)
-    _check(errs, _int_range, q, "batch_bytes", "queue", 256, 65536, 32768)
-    _raise_all(errs)
+    if _check(out, _obj, q, "queue"):
+        _check(out, _known, q, _QUEUE, "queue")
+        if _check(out, _int_range, q, "segment_kb", "queue", 1, 256, 32) & \
+                _check(out, _int_range, q, "max_kb", "queue", 2, 65536, 1536):
+            if q["max_kb"] < 2 * q["segment_kb"]:
+                out.append(("queue.max_kb", "must be at least 2 x queue.segment_kb (%d), got %d"
+                             % (2 * q["segment_kb"], q["max_kb"])))
+        _check(out, _int_range, q, "batch_max", "queue", 1, 500, 50)
+        _check(out, _int_range, q, "batch_bytes", "queue", 256, 65536, 32768)
+    w = cfg.get("wifi")
+    if w is not None and _check(out, _obj, w, "wifi"):
+        _check(out, _known, w, _WIFI, "wifi")
+        _check(out, _str, w, "ssid", "wifi")
+        _check(out, _str, w, "password", "wifi", None, True)
+    n = cfg.get("ntp")
+    if n is None:
+        n = cfg["ntp"] = {}
+    if _check(out, _obj, n, "ntp"):
+        _check(out, _known, n, _NTP, "ntp")
+        _check(out, _str, n, "host", "ntp", "pool.ntp.org", True)
+        _check(out, _int_range, n, "sync_s", "ntp", 60, 604800, 3600)
+    _check(out, _int_range, cfg, "watchdog_s", "", 0, 3600, 120)
 
 
 def load_config(path, profiles_dir=None):
@@ -471,5 +458,5 @@ def load_config(path, profiles_dir=None):
     try:
         return validate_config(cfg, profiles_dir)
     except ConfigError as e:  # every line names the file: a technician may have several open
-        errs = [(path + ": " + f, r) for f, r in e.errors]
-        raise ConfigError(errs[0][0], errs[0][1], errs)
+        out = [(path + ": " + f, r) for f, r in e.errors]
+        raise ConfigError(out[0][0], out[0][1], out)

@@ -42,11 +42,25 @@ def load(path):
     ~10 KB of bytecode are not needed again, and the heap is the budget."""
     from config import load_config, ConfigError
     try:
-        return load_config(path), None
+        cfg = load_config(path)
     except ConfigError as e:  # every error, one line each, each naming the file
         return None, "\n".join("config error: %s: %s" % fr for fr in e.errors)
     finally:
         del sys.modules["config"]
+    # Validation leaves the config's dicts and lists scattered between the holes of its garbage;
+    # a fresh copy, made once that garbage is collected, packs them, so the imports that follow
+    # find whole blocks (without it a 64k heap failed to start on some path lengths).
+    import gc
+    gc.collect()
+    return _copy(cfg), None
+
+
+def _copy(o):
+    if type(o) is dict:
+        return {k: _copy(o[k]) for k in o}
+    if type(o) is list:
+        return [_copy(v) for v in o]
+    return o
 
 
 def _import_small_first():
