@@ -13,15 +13,33 @@ import click
 @click.command()
 @click.option("--run-dir", type=click.Path(path_type=Path), default=Path("run/stack"), show_default=True,
               help="Folder for the servers' configs, data and logs.")
-def stack(run_dir: Path):
-    """Start our own Mosquitto and InfluxDB on free loopback ports until Ctrl-C."""
+@click.option("--node", "nodes", multiple=True, metavar="SITE/NODE",
+              help="Also make this node's broker account (user SITE.NODE); repeat for several nodes.")
+def stack(run_dir: Path, nodes):
+    """Start our own Mosquitto and InfluxDB on free loopback ports until Ctrl-C.
+
+    \b
+    Example:
+      edgemon stack --node siteA/n1 --node siteA/n2   # prints each account's user and password"""
+    from .contract import ID_RE
     from .stack import LocalStack
 
+    pairs = []
+    for spec in nodes:  # checked before anything starts
+        site, _, node = spec.partition("/")
+        if not ID_RE.fullmatch(site) or not ID_RE.fullmatch(node):
+            raise click.BadParameter(f"{spec!r}: expected SITE/NODE, each 1-64 of A-Z a-z 0-9 _ - (e.g. siteA/n1)",
+                                     param_hint="--node")
+        pairs.append((site, node))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with LocalStack(run_dir) as s:
         for k, v in s.describe().items():
             click.echo(f"{k:10} {v}")
         click.echo(f"{'gateway':10} user {s.gateway_user} password {s.gateway_password}")
+        for site, node in pairs:
+            user, password = s.add_node(site, node)
+            click.echo(f"{'node':10} {site}/{node}: user {user} password {password} (mqtt.user / mqtt.password "
+                       "in its node.json)")
         _wait_for_signal()
 
 

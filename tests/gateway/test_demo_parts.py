@@ -126,3 +126,10 @@ def test_alarms_list_shows_history_and_refuses_a_missing_folder(tmp_path):
     assert len(lines) == 2 and "raised" in lines[0] and "cleared" in lines[1], r.output
     assert "12月02日08:00" in lines[0]  # Beijing time
     assert "no active alarms" in r.output
+
+
+@pytest.mark.parametrize("spec", ["siteA", "siteA/n 1", "a/b/c", "/n1"])
+def test_stack_refuses_a_bad_node_before_starting_anything(spec, tmp_path):
+    r = CliRunner().invoke(main, ["stack", "--run-dir", str(tmp_path / "s"), "--node", spec])
+    assert r.exit_code == 2 and "expected SITE/NODE" in r.output, r.output
+    assert not (tmp_path / "s" / "mosquitto").exists()
