@@ -317,7 +317,7 @@ def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0
         demo.run_dir.mkdir(parents=True, exist_ok=True)
         (demo.run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str))
         console.print(f"stopped: firmware, gateway, simulators, modem, Mosquitto and InfluxDB "
-                      f"(data and logs kept in {demo.run_dir}; summary.json)")
+                      f"(data and logs kept in {demo.run_dir}; summary.json)", soft_wrap=True)
     return summary
 
 

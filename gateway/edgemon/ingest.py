@@ -1,6 +1,8 @@
 """MQTT ingest: node data, status and events from Mosquitto, through a durable local store, into
 InfluxDB; what breaks the contract (or is not signed by the node's key, or is a status that
 statustrust.py does not believe) goes to the quarantine.
+(Too long, one class for three threads: issue #11 splits it into the MQTT session, the journal and
+the writer, each a module of its own; until then the thread sections below are in that order.)
 
 Threads (paho's callbacks never do more than append to a list):
 - paho's network thread: on_message appends (topic, payload, receive time, mid) to the inbox;

@@ -13,7 +13,7 @@ import requests
 
 from edgemon import quarantine as q
 from edgemon.keys import signed_payload
-from edgemon.stack import VictoriaMetrics
+from edgemon.victoria import VictoriaMetrics
 
 from test_ingest_integration import TS, record, run, wait_for  # noqa: F401 - `run` is a fixture
 
