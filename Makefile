@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements.lock
 venv: $(STAMP)
 
 system-deps: venv
-	$(BIN)/python -c "from edgemon.stack import ensure_installed; print(ensure_installed())"
+	$(BIN)/python -c "from edgemon.dev.stack import ensure_installed; print(ensure_installed())"
 
 demo: system-deps
 	$(BIN)/edgemon demo
@@ -43,7 +43,7 @@ bench: system-deps
 	$(BIN)/python -m edgemon.bench
 
 mpy: venv
-	$(BIN)/python -c "from edgemon.nodeproc import build_mpy, build_romfs; print('mpy  ', build_mpy()); print('romfs', build_romfs())"
+	$(BIN)/python -c "from edgemon.dev.nodeproc import build_mpy, build_romfs; print('mpy  ', build_mpy()); print('romfs', build_romfs())"
 
 clean:
 	rm -rf $(VENV) build run results .pytest_cache

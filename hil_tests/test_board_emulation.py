@@ -32,7 +32,7 @@ def _board_config(tmp_path, mqtt_port, ssid="plant-wifi"):
 def _run_board(tmp_path, cfg_path, bus_port, seconds, heap="128k"):
     # 128k: the emulation modules are .py compiled inside the heap, where a board's machine and
     # network are C; the board's heap figures are the ROMFS runs of `make bench` and test_virtual_board.
-    from edgemon.nodeproc import firmware_command
+    from edgemon.dev.nodeproc import firmware_command
     log = tmp_path / "board.log"
     argv, env = firmware_command(heap, cfg_path, mode="romfs")
     env = dict(os.environ, **env, MICROPYPATH=EMULATION, EDGEMON_MAIN="boardmain", EDGEMON_BOARD_LOG=str(log),
@@ -46,7 +46,7 @@ def _run_board(tmp_path, cfg_path, bus_port, seconds, heap="128k"):
 
 
 def _bus():
-    from edgemon.simulator import BusSimulator
+    from edgemon.dev.simulator import BusSimulator
     bus = BusSimulator(framing="rtu")
     bus.add(1, "cod_generic")
     bus.set_value(1, "w01018", 35.2)

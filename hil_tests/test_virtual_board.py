@@ -95,8 +95,8 @@ def test_reboot_with_a_backlog_in_a_64k_heap(tmp_path, mosquitto):  # noqa: F811
     once, signed, seq contiguous, and no MemoryError anywhere (the heap the issue names)."""
     import socket
     import subprocess
-    from edgemon.bench_firmware import BenchSlave, bench_node_config
-    from edgemon.nodeproc import firmware_command
+    from edgemon.bench.firmware import BenchSlave, bench_node_config
+    from edgemon.dev.nodeproc import firmware_command
 
     slave = BenchSlave()
     dead = socket.socket()
@@ -144,8 +144,8 @@ def test_poll_loop_1000_cycles_in_a_64k_heap(tmp_path, mosquitto, written):  # n
     with no MemoryError and no error of any kind, and every record reaches the broker, once,
     signed, seq 1..1000."""
     import subprocess
-    from edgemon.bench_firmware import BenchSlave, bench_node_config, _profile_config
-    from edgemon.nodeproc import firmware_command
+    from edgemon.bench.firmware import BenchSlave, bench_node_config, _profile_config
+    from edgemon.dev.nodeproc import firmware_command
 
     n = 1000
     slave = BenchSlave()

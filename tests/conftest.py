@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemon.stack import LocalStack
+from edgemon.dev.stack import LocalStack
 
 
 @dataclass

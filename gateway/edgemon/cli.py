@@ -1,35 +1,44 @@
-"""The `edgemon` command: one entry point, each concern's commands live in its own module."""
+"""The `edgemon` command: one entry point; each concern's commands live in its own module.
+
+Commands are imported only when invoked, so `edgemon gateway run` (the service the systemd unit
+starts) loads the runtime modules alone, never the development tools in `edgemon.dev` or the
+benchmarks in `edgemon.bench` (tests/gateway/test_rooms.py checks it against a running gateway).
+"""
+
+import importlib
 
 import click
 
 from . import __version__
 
+# command name -> "module:attribute", relative to this package
+COMMANDS = {
+    "gateway": "gateway_cli:gateway",        # runtime: the gateway service and its state
+    "quarantine": "gateway_cli:quarantine",  # runtime: inspect quarantined payloads
+    "alarms": "alarm_cli:alarms",            # runtime: alarm state and history
+    "sms": "alarm_cli:sms",                  # runtime: the SMS modem and outbox
+    "stack": "dev.stack_cli:stack",          # development: local Mosquitto + InfluxDB
+    "simulate": "dev.stack_cli:simulate",    # development: simulated analyzers
+    "demo": "dev.stack_cli:demo",            # development: the whole system locally
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f".{module}", __package__), attr)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="edgemon")
 def main():
-    """Outfall edge monitoring: gateway, simulated analyzers, local stack and demo."""
-
-
-def _register():
-    # Imported here so that one broken concern does not take the whole CLI down at import time.
-    from .gateway_cli import gateway, quarantine
-    from .stack_cli import stack, simulate, demo
-
-    for cmd in (gateway, quarantine, stack, simulate, demo):
-        main.add_command(cmd)
-    try:
-        from .alarm_cli import alarms, sms
-    except ImportError as exc:  # alarms must not take the rest of the CLI down
-        import logging
-
-        logging.getLogger(__name__).warning("alarm commands unavailable: %s", exc)
-    else:
-        main.add_command(sms)
-        main.add_command(alarms)
-
-
-_register()
+    """Outfall edge monitoring: gateway, alarms and SMS; simulated analyzers, local stack and demo."""
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from rtu_server import RtuServer, cod_registers
 
 MAIN = os.path.join(FIRMWARE, "main.py")
 # From .py the unix port compiles every module inside its heap (~150 KB peak); the device runs
-# .mpy, measured under 64k by `make bench` (edgemon.bench_firmware).
+# .mpy, measured under 64k by `make bench` (edgemon.bench.firmware).
 HEAP = "256k"
 EXAMPLE = os.path.join(FIRMWARE, "examples", "node.json")
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edgemon.demo import SITES
+from edgemon.dev.demo import SITES
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ def test_demo_reports_a_firmware_that_cannot_start_with_its_log_line(tmp_path, m
     from rich.console import Console
     import io
 
-    from edgemon import demo as demo_mod, nodeproc
+    from edgemon.dev import demo as demo_mod, nodeproc
 
     real = nodeproc.profile_node_config
 

@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from edgemon.ingest import Gateway, GatewayConfig
-from edgemon.nodeproc import FirmwareProcess, cod_node_config
-from edgemon.simulator import AnalyzerSimulator, cod_profile
+from edgemon.dev.nodeproc import FirmwareProcess, cod_node_config
+from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from edgemon.influx import InfluxV1Writer
-from edgemon.loadgen import GatewayProcess, Publisher, gateway_toml, record_payload
-from edgemon.stack import LocalStack
+from edgemon.bench.loadgen import GatewayProcess, Publisher, gateway_toml, record_payload
+from edgemon.dev.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

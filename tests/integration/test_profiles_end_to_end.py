@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edgemon.ingest import Gateway, GatewayConfig
-from edgemon.nodeproc import FirmwareProcess, profile_analyzer as an, profile_node_config
-from edgemon.simulator import BusSimulator, profile_names
+from edgemon.dev.nodeproc import FirmwareProcess, profile_analyzer as an, profile_node_config
+from edgemon.dev.simulator import BusSimulator, profile_names
 
 from test_end_to_end import influx_rows, wait_for
 

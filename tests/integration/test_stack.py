@@ -7,7 +7,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import requests
 
-from edgemon.stack import LocalStack, StackError
+from edgemon.dev.stack import LocalStack, StackError
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ def stack(run_dir: Path, nodes):
     \b
     Example:
       edgemon stack --node siteA/n1 --node siteA/n2   # prints each account's user and password"""
-    from .contract import ID_RE
+    from ..contract import ID_RE
     from .stack import LocalStack
 
     pairs = []

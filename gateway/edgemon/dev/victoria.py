@@ -14,7 +14,7 @@ import requests
 from .procutil import child_kwargs
 from .stack import _require_free, _stop_process, _wait_until, ensure_installed, free_port
 
-log = logging.getLogger("edgemon.stack")
+log = logging.getLogger("edgemon.dev.stack")
 
 
 @dataclass

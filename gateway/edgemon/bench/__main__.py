@@ -17,10 +17,10 @@ from pathlib import Path
 
 import requests
 
-from .ingest import Gateway, GatewayConfig
-from .nodeproc import FirmwareProcess, cod_node_config
-from .simulator import AnalyzerSimulator, cod_profile
-from .stack import LocalStack
+from ..ingest import Gateway, GatewayConfig
+from ..dev.nodeproc import FirmwareProcess, cod_node_config
+from ..dev.simulator import AnalyzerSimulator, cod_profile
+from ..dev.stack import LocalStack
 
 RESULTS = Path("results")
 

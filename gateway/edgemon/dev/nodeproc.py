@@ -3,7 +3,7 @@
 Writes the node config a technician would put on the board and starts the firmware as a child
 process whose log lines we keep; stopped by its PID. By default the firmware runs as a device with a
 romfs partition runs it: precompiled `.mpy` (mpy-cross) in a ROMFS image, bytecode executed in place
-(see `build_romfs`, `edgemon.fwrom`); `EDGEMON_FW_MODE=mpy` loads the .mpy into the heap instead, and
+(see `build_romfs`, `edgemon.dev.fwrom`); `EDGEMON_FW_MODE=mpy` loads the .mpy into the heap instead, and
 `EDGEMON_FW_MODE=source` (or `EDGEMON_FW_SOURCE=1`) runs `firmware/main.py` from source.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .procutil import child_kwargs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 DEFAULT_HEAP = "128k"
 BUILD_ROOT = REPO_ROOT / "build" / "firmware-mpy"
@@ -133,14 +133,14 @@ def firmware_command(heapsize: str, config_path: Path, *args: str, mode: str | N
         return [micropython_command(), *heap, str(FIRMWARE_DIR / "main.py"), str(config_path), *args], {}
     if mode == "mpy":
         return [micropython_command(), *heap, "-m", "main", str(config_path), *args], {"MICROPYPATH": str(build_mpy())}
-    return ([sys.executable, "-m", "edgemon.fwrom", str(build_romfs()), *heap, str(FIRMWARE_DIR / "romboot.py"),
+    return ([sys.executable, "-m", "edgemon.dev.fwrom", str(build_romfs()), *heap, str(FIRMWARE_DIR / "romboot.py"),
              str(config_path), *args], {})
 
 
 def cod_node_config(site: str, node: str, *, mqtt_port: int, mqtt_user: str, mqtt_password: str,
                     analyzer_port: int, state_dir: Path, poll_s: float = 5, word_order: str = "ABCD",
                     unit: int = 1, timeout_ms: int = 1000) -> dict:
-    """Node config for one node polling the simulated COD analyzer (register map in edgemon.simulator)."""
+    """Node config for one node polling the simulated COD analyzer (register map in edgemon.dev.simulator)."""
     return {
         "site": site,
         "node": node,

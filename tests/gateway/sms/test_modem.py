@@ -6,7 +6,7 @@ import time
 import pytest
 
 from edgemon.sms.modem import Modem, ModemError, ModemGone, ModemTimeout
-from edgemon.sms.modemsim import ModemSimulator
+from edgemon.dev.modemsim import ModemSimulator
 from edgemon.sms.outbox import Message, Outbox
 from edgemon.sms.pdu import encode_submit
 from edgemon.sms.sender import SenderConfig, SmsSender

@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .procutil import child_kwargs
+from ..dev.procutil import child_kwargs
 
 PARAMS = ("w01018", "w21003", "w21011", "w21001", "w01001")
 

@@ -16,7 +16,7 @@ import tty
 from dataclasses import dataclass
 from pathlib import Path
 
-from .pdu import decode_submit
+from ..sms.pdu import decode_submit
 
 
 @dataclass(frozen=True, slots=True)

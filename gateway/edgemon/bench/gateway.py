@@ -26,8 +26,8 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from .loadgen import PARAMS, GatewayProcess, Publisher, gateway_toml, record_payload
-from .procutil import child_kwargs
-from .stack import LocalStack
+from ..dev.procutil import child_kwargs
+from ..dev.stack import LocalStack
 
 SITES = 1000
 MESSAGES = 200_000
@@ -92,7 +92,7 @@ def _subscribe_main(args) -> None:
 
 
 def _child(argv: list[str], password: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edgemon.bench_gateway", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "edgemon.bench.gateway", *argv], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, EDGEMON_MQTT_PASSWORD=password), **child_kwargs())
 
 

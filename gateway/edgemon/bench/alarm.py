@@ -21,13 +21,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .alarms import build_observer
-from .bench_gateway import MESSAGES, SITES, _child, _count, _scale
-from .ingest import Gateway, GatewayConfig
+from ..alarms import build_observer
+from .gateway import MESSAGES, SITES, _child, _count, _scale
+from ..ingest import Gateway, GatewayConfig
 from .loadgen import PARAMS
-from .sms.modemsim import ModemSimulator
-from .sms.pdu import decode_submit
-from .stack import LocalStack
+from ..dev.modemsim import ModemSimulator
+from ..sms.pdu import decode_submit
+from ..dev.stack import LocalStack
 
 SAMPLES = 40
 ALARM_SITE = "bench"

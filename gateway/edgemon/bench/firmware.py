@@ -19,11 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from .nodeproc import FIRMWARE_DIR, build_mpy, build_romfs, micropython_command
-from .simulator import crc16 as _crc16
+from ..dev.nodeproc import FIRMWARE_DIR, build_mpy, build_romfs, micropython_command
+from ..dev.simulator import crc16 as _crc16
 
 # How the firmware is stored on the device: "romfs" = .mpy in a memory-mapped romfs partition,
-# bytecode executed in place (MicroPython >= 1.25; edgemon.fwrom emulates the mapping); "mpy" = .mpy
+# bytecode executed in place (MicroPython >= 1.25; edgemon.dev.fwrom emulates the mapping); "mpy" = .mpy
 # files on LittleFS, loaded into the heap at import.
 MODE = "romfs"
 _ENV = {"PATH": "/usr/bin:/bin"}
@@ -32,7 +32,7 @@ _ENV = {"PATH": "/usr/bin:/bin"}
 def _fw(mode: str, mpy: Path, heap: str, *args: str) -> tuple[list[str], dict]:
     """argv and environment that run the firmware (or a probe script) stored the `mode` way."""
     if mode == "romfs":
-        return ([sys.executable, "-m", "edgemon.fwrom", str(build_romfs(mpy.parent)), "-X", f"heapsize={heap}",
+        return ([sys.executable, "-m", "edgemon.dev.fwrom", str(build_romfs(mpy.parent)), "-X", f"heapsize={heap}",
                  *args], dict(_ENV))
     return [micropython_command(), "-X", f"heapsize={heap}", *args], dict(_ENV, MICROPYPATH=str(mpy))
 

@@ -17,12 +17,12 @@ from edgemon import quarantine as q
 from edgemon.alarms.config import load as load_alarms
 from edgemon.alarms.observer import AlarmObserver
 from edgemon.keys import signed_payload
-from edgemon.nodeproc import FirmwareProcess, cod_node_config
-from edgemon.simulator import AnalyzerSimulator, cod_profile
-from edgemon.sms.modemsim import ModemSimulator
-from edgemon.stack import free_port
+from edgemon.dev.nodeproc import FirmwareProcess, cod_node_config
+from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
+from edgemon.dev.modemsim import ModemSimulator
+from edgemon.dev.stack import free_port
 
-from test_ingest_integration import TS, record, run, wait_for  # noqa: F401 - `run` is a fixture
+from .test_ingest_against_servers import TS, record, run, wait_for  # noqa: F401 - `run` is a fixture
 
 pytestmark = pytest.mark.integration
 

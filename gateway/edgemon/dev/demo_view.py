@@ -21,7 +21,7 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 TZ_LABEL = "Beijing time, UTC+8"
 FLAG_NAMES = {"N": "normal", "F": "stopped", "M": "maintenance", "S": "manual", "D": "fault",
               "C": "calibration", "T": "over range", "B": "no answer"}
-PARAMS_FILE = Path(__file__).parent / "data" / "params.toml"
+PARAMS_FILE = Path(__file__).parents[1] / "data" / "params.toml"
 
 
 def param_names() -> dict[str, tuple[str, str, str]]:

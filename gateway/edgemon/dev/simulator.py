@@ -25,7 +25,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-log = logging.getLogger("edgemon.simulator")
+log = logging.getLogger("edgemon.dev.simulator")
 
 # Status word of the simulated COD analyzer (the firmware's node config maps these to HJ 212 flags).
 STATUS_CODES = {"normal": 0, "maintenance": 1, "calibration": 2, "fault": 3, "over_range": 4, "stopped": 5}
@@ -240,7 +240,7 @@ class AnalyzerSimulator(_ServerThread):
 
 # --- analyzers from profiles: any firmware/profiles/*.json, several units on one bus ---------------
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "firmware" / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parents[3] / "firmware" / "profiles"
 FRAMINGS = {"rtu": FramerType.RTU, "tcp": FramerType.SOCKET}
 UNIT_FAULTS = (None, "exception", "silent", "bad_crc", "wrong_unit")
 _HJ212_FLAGS = "NFMSDCTB"

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 from edgemon.alarms.observer import AlarmObserver
 from edgemon.cli import main
-from edgemon.sms.modemsim import ModemSimulator
+from edgemon.dev.modemsim import ModemSimulator
 
 from .helpers import BASE, DUTY, MIN, T0, config, rec
-from .pdudecoder import join_messages
+from ..sms.pdudecoder import join_messages
 
 SITES = """
 [sites.plant]

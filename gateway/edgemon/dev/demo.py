@@ -28,7 +28,7 @@ from .demo_sites import SITES, Site
 from .nodeproc import FirmwareProcess, profile_analyzer, profile_node_config
 from .procutil import child_kwargs
 from .simulator import BusSimulator
-from .sms.modemsim import ModemSimulator
+from .modemsim import ModemSimulator
 from .stack import LocalStack
 
 DUTY_PHONE = "+8613800000001"

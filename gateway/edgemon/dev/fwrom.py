@@ -1,7 +1,7 @@
 """Run the firmware as a device with a ROMFS partition runs it: its .mpy files in a read-only image
 that is memory-mapped outside MicroPython's heap, so bytecode executes in place (MicroPython >= 1.25).
 
-    python -m edgemon.fwrom IMAGE.romfs -X heapsize=64k firmware/romboot.py node.json [--cycles N]
+    python -m edgemon.dev.fwrom IMAGE.romfs -X heapsize=64k firmware/romboot.py node.json [--cycles N]
 
 The image lives in this (CPython) process's memory, outside the GC heap that `-X heapsize` sizes,
 the way an ESP32's romfs partition lives in flash; firmware/romboot.py mounts it at /rom.

@@ -13,9 +13,9 @@ import requests
 
 from edgemon import quarantine as q
 from edgemon.keys import signed_payload
-from edgemon.victoria import VictoriaMetrics
+from edgemon.dev.victoria import VictoriaMetrics
 
-from test_ingest_integration import TS, record, run, wait_for  # noqa: F401 - `run` is a fixture
+from .test_ingest_against_servers import TS, record, run, wait_for  # noqa: F401 - `run` is a fixture
 
 pytestmark = pytest.mark.integration
 

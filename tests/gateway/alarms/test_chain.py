@@ -13,9 +13,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgemon.alarms import build_observer
 from edgemon.ingest import Gateway, GatewayConfig
-from edgemon.sms.modemsim import ModemSimulator
+from edgemon.dev.modemsim import ModemSimulator
 
-from .pdudecoder import join_messages
+from ..sms.pdudecoder import join_messages
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgemon.cli import main
-from edgemon.demo import Demo
-from edgemon.demo_sites import SITES
-from edgemon.demo_view import explaining_line, fmt_value, param_names
+from edgemon.dev.demo import Demo
+from edgemon.dev.demo_sites import SITES
+from edgemon.dev.demo_view import explaining_line, fmt_value, param_names
 
 
 def _analyzer(profile):
