@@ -14,17 +14,63 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .contract import ID_RE
-from .ingest import GatewayConfig
 from .keys import KeysError, load_keys
+from .quarantine import FILE_NAME as QUARANTINE_FILE
 
 
 class ConfigError(ValueError):
     """All the problems found, one per line, each `file: field: what is wrong (fix)`."""
+
+
+# What the running gateway takes: built from gateway.toml by load() below, or directly by tests and tools.
+@dataclass
+class GatewayConfig:
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_user: str | None = None
+    mqtt_password: str | None = None
+    shared_group: str | None = None  # several gateways share the load: $share/<group>/...
+    influx_api: str = "v1"  # "v1" (/write) or "v2" (/api/v2/write)
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = "edge"  # v1 database, or v2 bucket
+    influx_user: str | None = None
+    influx_password: str | None = None
+    influx_org: str = ""
+    influx_token: str | None = None
+    state_dir: Path = Path("run/gateway")  # the store (wal/) and the quarantine file live here
+    client_id: str = "edgemon-gateway"  # also names the broker-side session: one gateway per id
+    batch_max: int = 5000  # lines per InfluxDB request
+    group_max: int = 2000  # messages per store frame (one fsync)
+    fsync: bool = True
+    ingest_interval_s: float = 10.0  # how often `ingest` (lag), `gateway` and `completeness` points are written
+    tick_interval_s: float = 1.0  # liveness checks and observer ticks
+    connect_timeout_s: float = 10.0  # start() gives up when not subscribed by then
+    stop_timeout_s: float = 10.0  # stop() waits this long for InfluxDB to take what is pending
+    retry_max_s: float = 30.0  # longest pause between write retries
+    keepalive_s: int = 30
+    keys: dict[str, bytes] | None = None  # "site/node" -> HMAC key
+    require_signatures: bool = False
+    nodes: list[tuple[str, str, float]] = field(default_factory=list)  # (site, node, poll_s) watched for silence
+    default_poll_s: float = 10.0
+    silent_periods: float = 3.0
+    clock_future_tolerance_s: float = 60.0
+    clock_past_tolerance_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir)
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.state_dir / QUARANTINE_FILE
+
+    @property
+    def store_dir(self) -> Path:
+        return self.state_dir / "wal"
 
 
 @dataclass

@@ -79,7 +79,8 @@ def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url,
         influx_password, client_id, state_dir, log_level):
     """Ingest node data and status until SIGINT/SIGTERM, then stop cleanly (the batch in flight is
     finished) and print the stats."""
-    from .ingest import Gateway, GatewayConfig, GatewayError
+    from .config import GatewayConfig
+    from .ingest import Gateway, GatewayError
     from .logsetup import setup_logging
 
     alarms_config = None

@@ -14,7 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgemon import quarantine as q
 from edgemon.influx import InfluxV1Writer
-from edgemon.ingest import Gateway, GatewayConfig
+from edgemon.config import GatewayConfig
+from edgemon.ingest import Gateway
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from edgemon.ingest import Gateway, GatewayConfig
+from edgemon.config import GatewayConfig
+from edgemon.ingest import Gateway
 from edgemon.dev.nodeproc import FirmwareProcess, cod_node_config
 from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
 

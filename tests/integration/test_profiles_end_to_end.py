@@ -11,7 +11,8 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from edgemon.ingest import Gateway, GatewayConfig
+from edgemon.config import GatewayConfig
+from edgemon.ingest import Gateway
 from edgemon.dev.nodeproc import FirmwareProcess, profile_analyzer as an, profile_node_config
 from edgemon.dev.simulator import BusSimulator, profile_names
 

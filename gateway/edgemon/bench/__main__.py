@@ -17,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-from ..ingest import Gateway, GatewayConfig
+from ..config import GatewayConfig
+from ..ingest import Gateway
 from ..dev.nodeproc import FirmwareProcess, cod_node_config
 from ..dev.simulator import AnalyzerSimulator, cod_profile
 from ..dev.stack import LocalStack

@@ -23,7 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ..alarms import build_observer
 from .gateway import MESSAGES, SITES, _child, _count, _scale
-from ..ingest import Gateway, GatewayConfig
+from ..config import GatewayConfig
+from ..ingest import Gateway
 from .loadgen import PARAMS
 from ..dev.modemsim import ModemSimulator
 from ..sms.pdu import decode_submit

@@ -12,7 +12,8 @@ import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgemon.alarms import build_observer
-from edgemon.ingest import Gateway, GatewayConfig
+from edgemon.config import GatewayConfig
+from edgemon.ingest import Gateway
 from edgemon.dev.modemsim import ModemSimulator
 
 from ..sms.pdudecoder import join_messages
