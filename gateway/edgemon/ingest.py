@@ -173,6 +173,7 @@ class Gateway:
             "write_errors": 0,  # failed write attempts (each retry counts)
             "points_rejected": 0,  # points InfluxDB refused as bad data (quarantined)
             "duplicates": 0,  # records whose seq had already been received (completeness)
+            "thread_restarts": 0,  # a journal, writer or observer loop that raised and was started again
             "observer_errors": 0,  # exceptions raised by observers
             "clock_skewed": 0,  # records whose ts is not trusted (future/past/clk none)
             "events": 0,  # valid node events (stored as `event` points)
@@ -492,7 +493,16 @@ class Gateway:
                 extra.extend(self._ingest_lines())
                 extra.append(self._health_line())
             if group or extra:
-                self._commit(group, extra)
+                try:
+                    self._commit(group, extra)
+                except BaseException:
+                    # Not acknowledged (PUBACK follows the fsync), and the broker does not send an
+                    # unacknowledged message again within the session: put the group back so the
+                    # restarted loop stores it. Stored but not acknowledged is written twice at worst
+                    # (idempotent points, counted as duplicates), never lost.
+                    with self._inbox_cond:
+                        self._inbox[:0] = group
+                    raise
             if stopping:
                 return
 
@@ -578,6 +588,7 @@ class Gateway:
                 return
             except Exception:  # noqa: BLE001
                 self._count("thread_restarts")
+                self._count(f"thread_restarts_{name}")
                 log.exception("%s thread failed; restarting it in 1 s", name)
                 time.sleep(1.0)
 
