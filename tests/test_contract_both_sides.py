@@ -134,3 +134,16 @@ def test_firmware_queue_overflow_event_parses():
     assert (ev.ts, ev.kind, ev.detail) == (1764000000000, "queue_overflow", {"dropped": 5, "total": 7, "lost": 9})
     boot = contract.parse_event(fw_record.build_event(1764000000000, "boot", '{"fw":"0.3.0","seq":1,"queue":0,"repaired_bytes":0}'))
     assert boot.detail["fw"] == "0.3.0"
+
+
+def test_the_flag_letters_are_the_same_on_both_sides():
+    """HJ 212 data flags: one definition on the gateway (`contract.FLAGS`); the firmware's copies (the
+    config check, the analyzer's status map, the record codec, whose 3-bit code is the index) agree."""
+    import analyzer as fw_analyzer
+    import config as fw_config
+    import reccodec as fw_reccodec
+
+    gateway = "".join(contract.FLAGS)
+    assert len(set(gateway)) == len(gateway) == 8 and gateway[0] == "N"
+    for module in (fw_analyzer, fw_config, fw_reccodec):
+        assert module.FLAGS == gateway, f"firmware/{module.__name__}.py FLAGS {module.FLAGS!r} != gateway {gateway!r}"

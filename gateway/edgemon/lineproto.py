@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from .contract import Event, Record, Status
+from .contract import FLAGS, Event, Record, Status
 
 
 def _escape(text: str, specials: str) -> str:
@@ -108,7 +108,7 @@ def reading_lines(site: str, node: str, record: Record) -> list[str]:
 
 _READING_HEADS: dict[tuple[str, str, str], str] = {}
 _READING_HEADS_MAX = 200_000
-_FLAG_FIELDS = {f: "flag=" + escape_string_field(f) for f in ("N", "F", "M", "S", "D", "C", "T", "B")}
+_FLAG_FIELDS = {f: "flag=" + escape_string_field(f) for f in FLAGS}
 
 
 def _reading_head(site: str, node: str, param: str) -> str:

@@ -25,6 +25,8 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from ..contract import FLAGS
+
 log = logging.getLogger("edgemon.dev.simulator")
 
 # Status word of the simulated COD analyzer (the firmware's node config maps these to HJ 212 flags).
@@ -243,7 +245,7 @@ class AnalyzerSimulator(_ServerThread):
 PROFILES_DIR = Path(__file__).resolve().parents[3] / "firmware" / "profiles"
 FRAMINGS = {"rtu": FramerType.RTU, "tcp": FramerType.SOCKET}
 UNIT_FAULTS = (None, "exception", "silent", "bad_crc", "wrong_unit")
-_HJ212_FLAGS = "NFMSDCTB"
+_HJ212_FLAGS = "".join(FLAGS)
 
 
 def load_profile(name: str, profiles_dir: Path | None = None) -> dict:
