@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ..alarms import build_observer
-from .gateway import MESSAGES, SITES, _child, _count, _scale
+from .common import pct, reading_count, scale as workload_scale
+from .gateway import MESSAGES, SITES, bench_child
 from ..config import GatewayConfig
 from ..ingest import Gateway
 from .loadgen import PARAMS
@@ -32,11 +33,6 @@ from ..dev.stack import LocalStack
 
 SAMPLES = 40
 ALARM_SITE = "bench"
-
-
-def _pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))]
 
 
 class _Arrivals:
@@ -115,7 +111,7 @@ clear_n = 1
     pub.loop_start()
     load = None
     if n_load:  # the bench_gateway publisher, its own process
-        load = _child(["publish", "--port", str(stack.mosquitto.port), "--user", stack.gateway_user,
+        load = bench_child(["publish", "--port", str(stack.mosquitto.port), "--user", stack.gateway_user,
                        "--n", str(n_load), "--sites", str(SITES), "--prefix", "g",
                        "--client-id", "bench-alarm-loadpub"], stack.gateway_password)
     t_load = time.perf_counter()
@@ -136,7 +132,7 @@ clear_n = 1
             load_s = float(out.strip().splitlines()[-1])  # the publisher's own time for the whole load
             _wait_count(gw, "readings_written", n_sent + SAMPLES)
             done_ms, elapsed = time.time() * 1000, time.perf_counter() - t_load
-            stored = _count(stack.influx.url, db, f"WHERE \"site\" != '{ALARM_SITE}'")
+            stored = reading_count(stack.influx.url, db, f"WHERE \"site\" != '{ALARM_SITE}'")
         deadline = time.monotonic() + 120
         while len(sms := _sms_by_breach(sim)) < SAMPLES:
             if time.monotonic() > deadline:
@@ -159,7 +155,7 @@ clear_n = 1
 
 
 def run(results: dict) -> None:
-    scale = _scale()
+    scale = workload_scale()
     n_msgs = max(1000, int(MESSAGES * scale))
     note = "" if scale == 1.0 else f"  (EDGEMON_BENCH_SCALE={scale}: a reduced run, not the reference workload)"
     with tempfile.TemporaryDirectory(prefix="edgemon-bench-alarm-") as tmp, \
@@ -178,7 +174,7 @@ def run(results: dict) -> None:
                        ("  of which gateway arrival -> alarm observer, no load", idle["observer_ms"]),
                        ("publish -> PDU, under reference load", loaded["publish_ms"]),
                        ("publish -> PDU, no load (reference)", idle["publish_ms"])):
-        print(f"{name:54} {_pct(vals, 50):8.0f} {_pct(vals, 99):8.0f} {max(vals):8.0f}")
+        print(f"{name:54} {pct(vals, 50):8.0f} {pct(vals, 99):8.0f} {max(vals):8.0f}")
     print(f"({SAMPLES} breaches each: p99 is the slowest but one at most; goal: arrival -> PDU p99 < 2000 ms)")
     print(f"breaches that reached the gateway before the load was all in InfluxDB: {loaded['under_load']}/{SAMPLES}")
     print(f"background readings sent {loaded['sent']:,}, stored in InfluxDB {loaded['stored']:,}: "
@@ -186,16 +182,16 @@ def run(results: dict) -> None:
     print(f"background load: published in {loaded['load_s']:.1f} s, all in InfluxDB after "
           f"{loaded['elapsed_s']:.1f} s ({rate:,.0f} readings/s end to end){note}\n")
     results["alarm"] = {
-        "sms_p50_ms": round(_pct(loaded["arrive_ms"], 50), 1), "sms_p99_ms": round(_pct(loaded["arrive_ms"], 99), 1),
+        "sms_p50_ms": round(pct(loaded["arrive_ms"], 50), 1), "sms_p99_ms": round(pct(loaded["arrive_ms"], 99), 1),
         "sms_max_ms": round(max(loaded["arrive_ms"]), 1),
-        "arrival_to_observer_p50_ms": round(_pct(loaded["observer_ms"], 50), 1),
-        "arrival_to_observer_p99_ms": round(_pct(loaded["observer_ms"], 99), 1),
-        "publish_to_sms_p50_ms": round(_pct(loaded["publish_ms"], 50), 1),
-        "publish_to_sms_p99_ms": round(_pct(loaded["publish_ms"], 99), 1),
-        "reference_no_load_sms_p50_ms": round(_pct(idle["arrive_ms"], 50), 1),
-        "reference_no_load_sms_p99_ms": round(_pct(idle["arrive_ms"], 99), 1),
-        "reference_no_load_publish_to_sms_p50_ms": round(_pct(idle["publish_ms"], 50), 1),
-        "reference_no_load_publish_to_sms_p99_ms": round(_pct(idle["publish_ms"], 99), 1),
+        "arrival_to_observer_p50_ms": round(pct(loaded["observer_ms"], 50), 1),
+        "arrival_to_observer_p99_ms": round(pct(loaded["observer_ms"], 99), 1),
+        "publish_to_sms_p50_ms": round(pct(loaded["publish_ms"], 50), 1),
+        "publish_to_sms_p99_ms": round(pct(loaded["publish_ms"], 99), 1),
+        "reference_no_load_sms_p50_ms": round(pct(idle["arrive_ms"], 50), 1),
+        "reference_no_load_sms_p99_ms": round(pct(idle["arrive_ms"], 99), 1),
+        "reference_no_load_publish_to_sms_p50_ms": round(pct(idle["publish_ms"], 50), 1),
+        "reference_no_load_publish_to_sms_p99_ms": round(pct(idle["publish_ms"], 99), 1),
         "samples": SAMPLES, "samples_under_load": loaded["under_load"],
         "load_messages": n_msgs, "load_sites": SITES, "load_readings_sent": loaded["sent"],
         "load_readings_stored": loaded["stored"], "load_fully_ingested": ok,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import paho.mqtt.client as mqtt
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .common import pct, reading_count, scale as workload_scale
 from .loadgen import PARAMS, GatewayProcess, Publisher, gateway_toml, record_payload
 from ..dev.procutil import child_kwargs
 from ..dev.stack import LocalStack
@@ -32,21 +32,6 @@ from ..dev.stack import LocalStack
 SITES = 1000
 MESSAGES = 200_000
 TS0 = 1764000000000
-
-
-def _scale() -> float:
-    return float(os.environ.get("EDGEMON_BENCH_SCALE", "1.0"))
-
-
-def _count(url: str, db: str, where: str = "") -> int:
-    r = requests.get(url + "/query", params={"db": db, "q": f'SELECT count("value") FROM "reading" {where}'}, timeout=60)
-    series = r.json()["results"][0].get("series")
-    return int(series[0]["values"][0][1]) if series else 0
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))]
 
 
 # ---------------------------------------------------------------- child processes (publisher, bare subscriber)
@@ -91,7 +76,7 @@ def _subscribe_main(args) -> None:
     print(f"{got['t1'] - got['t0']:.3f}", flush=True)
 
 
-def _child(argv: list[str], password: str) -> subprocess.Popen:
+def bench_child(argv: list[str], password: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "edgemon.bench.gateway", *argv], stdout=subprocess.PIPE,
                             text=True, env=dict(os.environ, EDGEMON_MQTT_PASSWORD=password), **child_kwargs())
 
@@ -119,11 +104,11 @@ def reference_influx(stack: LocalStack, n_msgs: int) -> float:
 
 def reference_broker(stack: LocalStack, n_msgs: int) -> float:
     user, pw = stack.gateway_user, stack.gateway_password
-    sub = _child(["subscribe", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
+    sub = bench_child(["subscribe", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
                   "--prefix", "b", "--client-id", "bench-bare-sub"], pw)
     assert sub.stdout.readline().strip() == "ready"
     time.sleep(0.5)
-    pub = _child(["publish", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
+    pub = bench_child(["publish", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
                   "--sites", str(SITES), "--prefix", "b", "--client-id", "bench-bare-pub"], pw)
     pub.communicate(timeout=3600)
     out, _ = sub.communicate(timeout=3600)
@@ -146,12 +131,12 @@ def gateway_throughput(stack: LocalStack, work: Path, n_msgs: int) -> dict:
     gw = GatewayProcess(cfg, work / "gw.log", stack.gateway_password).start()
     expected = n_msgs * len(PARAMS)
     t0 = time.perf_counter()
-    pub = _child(["publish", "--port", str(stack.mosquitto.port), "--user", stack.gateway_user, "--n", str(n_msgs),
+    pub = bench_child(["publish", "--port", str(stack.mosquitto.port), "--user", stack.gateway_user, "--n", str(n_msgs),
                   "--sites", str(SITES), "--prefix", "g", "--client-id", "bench-gw-pub"], stack.gateway_password)
     got = 0
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
-        got = _count(stack.influx.url, db)
+        got = reading_count(stack.influx.url, db)
         if got >= expected:
             break
         if pub.poll() is not None and gw.proc.poll() is not None:
@@ -217,7 +202,7 @@ def nominal_latency(stack: LocalStack, work: Path, duration_s: float) -> list[fl
 
 
 def run(results: dict) -> None:
-    scale = _scale()
+    scale = workload_scale()
     n_msgs = max(1000, int(MESSAGES * scale))
     nominal_s = max(10.0, 60.0 * scale)
     note = "" if scale == 1.0 else f"  (EDGEMON_BENCH_SCALE={scale}: a reduced run, not the reference workload)"
@@ -243,8 +228,8 @@ def run(results: dict) -> None:
         ("lost readings", f"{gw['lost']}"),
         ("duplicate records", f"{gw['duplicates']}"),
         ("gateway peak RSS (VmHWM), MB", f"{gw['peak_rss_mb']:.1f}"),
-        ("nominal publish -> queryable p50, ms", f"{_pct(lat, 50):.0f}"),
-        ("nominal publish -> queryable p99, ms", f"{_pct(lat, 99):.0f}"),
+        ("nominal publish -> queryable p50, ms", f"{pct(lat, 50):.0f}"),
+        ("nominal publish -> queryable p99, ms", f"{pct(lat, 99):.0f}"),
         ("nominal probes", f"{len(lat)}"),
     ]
     for name, value in rows:
@@ -254,8 +239,8 @@ def run(results: dict) -> None:
     print()
     results["gateway"] = {
         "readings_per_s": round(gw["readings_per_s"], 1), "lost": gw["lost"], "duplicates": gw["duplicates"],
-        "peak_rss_mb": round(gw["peak_rss_mb"], 1), "p50_ms": round(_pct(lat, 50), 1),
-        "p99_ms": round(_pct(lat, 99), 1),
+        "peak_rss_mb": round(gw["peak_rss_mb"], 1), "p50_ms": round(pct(lat, 50), 1),
+        "p99_ms": round(pct(lat, 99), 1),
     }
     results["reference"] = {"influx_points_per_s": round(influx_pps, 1), "broker_msgs_per_s": round(broker_mps, 1)}
     if scale != 1.0:
