@@ -50,13 +50,13 @@ def test_a_failing_thread_is_restarted_and_loses_nothing(run, thread):
     failed: list[str] = []
     armed = threading.Event()
     if thread == "journal":
-        commit = gw._commit
-        gw._commit = lambda group, extra: (fail_once(commit, "journal", failed) if armed.is_set() and group
-                                           else commit)(group, extra)
+        commit = gw._journal.commit
+        gw._journal.commit = lambda group, extra: (fail_once(commit, "journal", failed) if armed.is_set() and group
+                                                   else commit)(group, extra)
     elif thread == "writer":
-        write = gw._write_with_retry
-        gw._write_with_retry = lambda lines: (fail_once(write, "writer", failed) if armed.is_set()
-                                              else write)(lines)
+        write = gw._writer.write_with_retry
+        gw._writer.write_with_retry = lambda lines: (fail_once(write, "writer", failed) if armed.is_set()
+                                                     else write)(lines)
     gw.start()
     if thread == "observer":  # the queue exists once started; its get() is the loop's own step
         get = gw._obs_queue.get
