@@ -46,7 +46,7 @@ def _run_board(tmp_path, cfg_path, bus_port, seconds, heap="128k"):
 
 
 def _bus():
-    from edgemon.dev.simulator import BusSimulator
+    from edgemon.dev.bussim import BusSimulator
     bus = BusSimulator(framing="rtu")
     bus.add(1, "cod_generic")
     bus.set_value(1, "w01018", 35.2)

@@ -14,7 +14,7 @@ import pytest
 from edgemon.config import GatewayConfig
 from edgemon.ingest import Gateway
 from edgemon.dev.nodeproc import FirmwareProcess, profile_analyzer as an, profile_node_config
-from edgemon.dev.simulator import BusSimulator, profile_names
+from edgemon.dev.bussim import BusSimulator, profile_names
 
 from test_end_to_end import influx_rows, wait_for
 

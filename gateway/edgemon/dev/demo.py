@@ -27,7 +27,7 @@ from . import demo_view as view
 from .demo_sites import SITES, Site
 from .nodeproc import FirmwareProcess, profile_analyzer, profile_node_config
 from .procutil import child_kwargs
-from .simulator import BusSimulator
+from .bussim import BusSimulator
 from .modemsim import ModemSimulator
 from .stack import LocalStack
 

@@ -63,7 +63,8 @@ def stack(run_dir: Path, nodes):
 @click.option("--list-profiles", is_flag=True, help="List the profiles and exit.")
 def simulate(port, unit, base, amplitude, period, word_order, fixed, profiles, framing, sets, status, list_profiles):
     """Serve simulated analyzers (the COD demo map, or firmware profiles) until Ctrl-C."""
-    from .simulator import AnalyzerSimulator, cod_profile, profile_names
+    from .bussim import profile_names
+    from .simulator import AnalyzerSimulator, cod_profile
 
     if list_profiles:
         for name in profile_names():
@@ -82,7 +83,7 @@ def simulate(port, unit, base, amplitude, period, word_order, fixed, profiles, f
 
 
 def _simulate_profiles(port, first_unit, profiles, framing, sets, status):
-    from .simulator import BusSimulator, profile_names
+    from .bussim import BusSimulator, profile_names
 
     bus = BusSimulator(port=port, framing=framing)
     known = profile_names()
