@@ -13,12 +13,12 @@ config_argument = click.argument("config", type=click.Path(dir_okay=False, path_
 
 def _load(config: Path):
     from .alarms.config import load
-    from .alarms.rules.base import ConfigError
+    from .configschema import ConfigError, report
 
     try:
         return load(config)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(report(exc)) from None
 
 
 @click.group()
@@ -68,7 +68,7 @@ def alarms():
 @alarms.command("check-config")
 @config_argument
 def check_config(config):
-    """Load alarms.toml and every limit profile it names; exit 1 naming the file and field at fault."""
+    """Load alarms.toml and every limit profile it names; exit 1 listing every problem (file, field, fix)."""
     cfg = _load(config)
     for sc in cfg.sites.values():
         roles = ", ".join(f"{r}: {len(p)}" for r, p in sc.roles.items()) or "no recipients"

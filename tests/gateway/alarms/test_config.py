@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgemon.alarms.config import available_profiles, load, load_profile, PROFILE_DIR
-from edgemon.alarms.rules.base import ConfigError
+from edgemon.configschema import ConfigError
 from edgemon.cli import main
 
 from .helpers import config

@@ -267,7 +267,7 @@ def test_queue_overflow_event_raises_once_and_clears_after_a_quiet_hour(tmp_path
 
 
 def test_queue_overflow_rule_checks_its_settings(tmp_path):
-    from edgemon.alarms.rules.base import ConfigError
+    from edgemon.configschema import ConfigError
 
     with pytest.raises(ConfigError, match="min_dropped"):
         engine(tmp_path, "[sites.plant.rules.queue_overflow]\nmin_dropped = 0")

@@ -1,7 +1,9 @@
 """What every rule kind shares. A rule kind is one module in this package with
 
     KIND = "name"                                 # the key under [sites.<id>.rules]
-    def build(spec: dict, site: Site, where: str) -> Rule   # raises ConfigError naming `where`
+    FIELDS = {"setting": Field(...), ...}         # its settings (edgemon.configschema)
+    def check(v: dict, site: Site, where: str, problems: Problems) -> None   # optional: checks across settings
+    def build(v: dict, site: Site, rule_id: str) -> Rule                    # v: the settings, all valid
 
 and a Rule with `id`, `debounce` and pure methods (on_records, on_status, on_tick, on_event); each gets `mem`, the rule's own
 JSON-serialisable memory (persisted by the engine), and returns observations. Times are passed in:
@@ -12,20 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...configschema import Field, Problems, read
 from ...contract import Event, Record, Status
 
 BREACH, OK, HOLD, EXCLUDED = "breach", "ok", "hold", "excluded"
 # Within the limit but inside the hysteresis band: ends a pending breach, does not count to clear.
 WITHIN = "within"
-
-
-class ConfigError(ValueError):
-    """A bad alarms config or limit profile: `where` names the file and field."""
-
-    def __init__(self, where: str, reason: str):
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,57 +78,42 @@ class Rule:
 
 # ----------------------------------------------------------------- spec helpers (config checks)
 
-def join(where: str, key: str) -> str:
-    """`file: a.b` + key: the top level of a file is written `file:`, fields below it with dots."""
-    return f"{where} {key}" if where.endswith(":") else f"{where}.{key}"
+CODE = r"[a-z][0-9]{5}"
+CODE_TEXT = "an HJ 212 parameter code (e.g. w01018)"
+PARAMS = Field(list, None, "the parameters checked (default: every one with a limit)", example=["w01018"],
+               items=Field(str, pattern=CODE, expect=CODE_TEXT, example="w01018"))
 
 
-def take(spec: dict, where: str, key: str, kind: type | tuple, default: Any = ..., check=None, hint: str = ""):
-    """spec[key] checked for type (and `check`), or the default; ConfigError naming the field."""
-    if key not in spec:
-        if default is ...:
-            raise ConfigError(join(where, key), f"missing{(' (' + hint + ')') if hint else ''}")
-        return default
-    value = spec[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = "/".join(k.__name__ for k in kinds)
-        raise ConfigError(join(where, key), f"expected {names}, got {value!r}")
-    if check is not None and not check(value):
-        raise ConfigError(join(where, key), f"{value!r} is not allowed{(': ' + hint) if hint else ''}")
-    return value
+def debounce_fields(default: Debounce) -> dict[str, Field]:
+    return {
+        "raise_n": Field(int, default.raise_n, "consecutive breaching observations before a raise", ge=1),
+        "raise_after_s": Field(float, default.raise_s, "and breaching for this long (sample time)", ge=0),
+        "clear_n": Field(int, default.clear_n, "consecutive clean observations before a clear", ge=1),
+        "clear_after_s": Field(float, default.clear_s, "and clean for this long", ge=0),
+    }
 
 
-def no_unknown(spec: dict, where: str, known: set[str]) -> None:
-    for key in spec:
-        if key not in known:
-            raise ConfigError(join(where, key), f"unknown setting (known: {', '.join(sorted(known))})")
+def debounce_of(v: dict) -> Debounce:
+    return Debounce(v["raise_n"], v["raise_after_s"], v["clear_n"], v["clear_after_s"])
 
 
-DEBOUNCE_KEYS = {"raise_n", "raise_after_s", "clear_n", "clear_after_s"}
+def check_limits(v: dict, site: Site, where: str, problems: Problems) -> None:
+    """Every parameter in `params` has a limit at this site."""
+    if "params" in v.bad:
+        return
+    for i, p in enumerate(v["params"] or ()):
+        if p not in site.limits:
+            problems.add(f"{where}.params[{i}]", f"{p} has no limit in profile {site.profile!r} or the overrides",
+                         f"remove it from params, or add [sites.{site.id}.overrides.{p}] with max (or min)")
 
 
-def debounce_from(spec: dict, where: str, default: Debounce) -> Debounce:
-    positive_int = lambda v: v >= 1  # noqa: E731
-    non_neg = lambda v: v >= 0  # noqa: E731
-    return Debounce(
-        raise_n=take(spec, where, "raise_n", int, default.raise_n, positive_int, ">= 1"),
-        raise_s=take(spec, where, "raise_after_s", float, default.raise_s, non_neg, ">= 0"),
-        clear_n=take(spec, where, "clear_n", int, default.clear_n, positive_int, ">= 1"),
-        clear_s=take(spec, where, "clear_after_s", float, default.clear_s, non_neg, ">= 0"),
-    )
-
-
-def params_from(spec: dict, where: str, site: Site, default: list[str] | None = None) -> list[str]:
-    params = take(spec, where, "params", list, default if default is not None else sorted(site.limits))
-    import re
-
-    for i, p in enumerate(params):
-        if not isinstance(p, str) or not re.fullmatch(r"[a-z][0-9]{5}", p):
-            raise ConfigError(f"{where}.params[{i}]", f"{p!r} is not an HJ 212 parameter code (e.g. w01018)")
-    return list(params)
+def build_rule(kind, spec: dict, site: Site, where: str, rule_id: str, problems: Problems) -> Rule | None:
+    """The rule of kind module `kind` from its settings, or None when they have problems (added)."""
+    before = len(problems)
+    v = read(spec, kind.FIELDS, problems, where)
+    if hasattr(kind, "check"):
+        kind.check(v, site, where, problems)
+    return kind.build(v, site, rule_id) if len(problems) == before else None
 
 
 def effective_max(site: Site, limit: Limit, temperature: float | None) -> float | None:

@@ -4,7 +4,8 @@ sample times are ahead of the gateway's receive time by more than `max_ahead_s`,
 
 from __future__ import annotations
 
-from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_from, no_unknown, take
+from ...configschema import Field
+from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "clock"
 DEFAULT_DEBOUNCE = Debounce(raise_n=2, clear_n=3)
@@ -40,8 +41,12 @@ class Clock(Rule):
         return []
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"max_ahead_s", "max_behind_s", "raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    ahead = take(spec, where, "max_ahead_s", float, 300.0, lambda v: v > 0, "> 0")
-    behind = take(spec, where, "max_behind_s", float, 3600.0, lambda v: v > 0, "> 0")
-    return Clock(ahead, behind, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "max_ahead_s": Field(float, 300.0, "sample times ahead of the gateway's clock by more than this", gt=0),
+    "max_behind_s": Field(float, 3600.0, "a live record arriving later than this after its sample time", gt=0),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    return Clock(v["max_ahead_s"], v["max_behind_s"], debounce_of(v), rule_id)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 
-from .base import BREACH, HOLD, OK, ConfigError, Debounce, Obs, Rule, Site, no_unknown, take
+from ...configschema import Field, Problems
+from .base import BREACH, CODE, HOLD, OK, Debounce, Obs, Rule, Site
 
 KIND = "facility_idle"
 
-_CODE = re.compile(r"[a-z][0-9]{5}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -46,24 +46,29 @@ class FacilityIdle(Rule):
         return out
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    from .base import Debounce as _D, debounce_from
+NODE = dict(pattern=_ID.pattern, expect="a node id, [A-Za-z0-9_-]{1,64}")
+FIELDS = {
+    "power_node": Field(str, ..., "the node measuring the facility's power", example="node02", **NODE),
+    "power_param": Field(str, ..., "its power reading", pattern=CODE, expect="an HJ 212-style code, e.g. e01001",
+                         example="e01001"),
+    "flow_node": Field(str, None, "the node measuring the discharge (default power_node)", example="node01", **NODE),
+    "flow_param": Field(str, "w00000", "its flow reading", pattern=CODE, expect="an HJ 212 code, e.g. w00000"),
+    "threshold": Field(float, ..., "power below this means idle", example=1.5),
+    "min_flow": Field(float, 0.0, "flow above this means discharging"),
+    "after_min": Field(float, 15.0, "idle while discharging for this long (sample time)", ge=0),
+    "max_age_s": Field(float, 600.0, "power and flow readings further apart than this are not compared", gt=0),
+    "clear_n": Field(int, 2, "consecutive clean observations before a clear", ge=1),
+    "clear_after_s": Field(float, 0.0, "and clean for this long", ge=0),
+}
 
-    no_unknown(spec, where, {"power_node", "power_param", "flow_node", "flow_param", "threshold", "min_flow",
-                             "after_min", "max_age_s", "clear_n", "clear_after_s"})
-    ident = lambda v: bool(_ID.fullmatch(v))  # noqa: E731
-    code = lambda v: bool(_CODE.fullmatch(v))  # noqa: E731
-    power_node = take(spec, where, "power_node", str, ..., ident, "a node id")
-    power_param = take(spec, where, "power_param", str, ..., code, "an HJ 212-style code, e.g. e01001")
-    flow_node = take(spec, where, "flow_node", str, power_node, ident, "a node id")
-    flow_param = take(spec, where, "flow_param", str, "w00000", code, "an HJ 212 code")
-    threshold = take(spec, where, "threshold", float, ..., hint="power below this means idle")
-    min_flow = take(spec, where, "min_flow", float, 0.0)
-    after = take(spec, where, "after_min", float, 15.0, lambda v: v >= 0, ">= 0")
-    max_age = take(spec, where, "max_age_s", float, 600.0, lambda v: v > 0, "> 0")
-    deb = debounce_from({k: v for k, v in spec.items() if k in ("clear_n", "clear_after_s")}, where,
-                        _D(raise_n=1, raise_s=after * 60, clear_n=2))
-    if (power_node, power_param) == (flow_node, flow_param):
-        raise ConfigError(f"{where}.flow_param", "power and flow are the same reading")
-    return FacilityIdle((power_node, power_param), (flow_node, flow_param), threshold, min_flow,
-                        int(max_age * 1000), deb, rule_id)
+
+def check(v: dict, site: Site, where: str, problems: Problems) -> None:
+    if not v.bad and (v["power_node"], v["power_param"]) == (v["flow_node"] or v["power_node"], v["flow_param"]):
+        problems.add(f"{where}.flow_param", "power and flow are the same reading",
+                     'write the flow meter\'s reading, e.g. flow_param = "w00000" (and flow_node if another node)')
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    deb = Debounce(raise_n=1, raise_s=v["after_min"] * 60, clear_n=v["clear_n"], clear_s=v["clear_after_s"])
+    return FacilityIdle((v["power_node"], v["power_param"]), (v["flow_node"] or v["power_node"], v["flow_param"]),
+                        v["threshold"], v["min_flow"], int(v["max_age_s"] * 1000), deb, rule_id)

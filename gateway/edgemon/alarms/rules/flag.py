@@ -5,7 +5,8 @@ meanwhile; this rule is how that gap is reported."""
 from __future__ import annotations
 
 from ...contract import FLAGS
-from .base import BREACH, HOLD, OK, ConfigError, Debounce, Obs, Rule, Site, debounce_from, no_unknown, params_from, take
+from ...configschema import Field
+from .base import BREACH, HOLD, OK, PARAMS, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "flag"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=1)
@@ -40,12 +41,15 @@ class Flag(Rule):
         return out
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"params", "flags", "after_min", "raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    params = params_from(spec, where, site, default=[])
-    flags = take(spec, where, "flags", list, ["D", "F", "B"])
-    for i, f in enumerate(flags):
-        if f not in FLAGS or f == "N":
-            raise ConfigError(f"{where}.flags[{i}]", f"{f!r} is not an HJ 212 fault flag (one of {' '.join(FLAGS[1:])})")
-    after = take(spec, where, "after_min", float, 30.0, lambda v: v >= 0, ">= 0")
-    return Flag(params, flags, after, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FAULTS = tuple(f for f in FLAGS if f != "N")
+FIELDS = {
+    "params": Field(list, [], "the parameters watched (default: every one)", items=PARAMS.items, example=["w01018"]),
+    "flags": Field(list, ["D", "F", "B"], "the fault flags", items=Field(
+        str, enum=FAULTS, expect=f"an HJ 212 fault flag (one of {' '.join(FAULTS)})", example="D")),
+    "after_min": Field(float, 30.0, "flagged for this long (sample time) before a raise", ge=0),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    return Flag(v["params"], v["flags"], v["after_min"], debounce_of(v), rule_id)

@@ -3,7 +3,8 @@ analyzer, or data that is made up. Only N readings count."""
 
 from __future__ import annotations
 
-from .base import BREACH, OK, HOLD, Debounce, Obs, Rule, Site, debounce_from, no_unknown, params_from, take
+from ...configschema import Field
+from .base import BREACH, OK, HOLD, PARAMS, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "flatline"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=1)
@@ -42,9 +43,14 @@ class Flatline(Rule):
         return out
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"params", "epsilon", "hours", "raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    params = params_from(spec, where, site)
-    epsilon = take(spec, where, "epsilon", float, ..., lambda v: v >= 0, ">= 0, in the parameter's unit")
-    hours = take(spec, where, "hours", float, ..., lambda v: v > 0, "> 0")
-    return Flatline(params, epsilon, hours, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "params": PARAMS,
+    "epsilon": Field(float, ..., "moves by no more than this, in the parameter's unit", ge=0, example=0.01),
+    "hours": Field(float, ..., "for this long (sample time)", gt=0, example=4),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    params = v["params"] if v["params"] is not None else sorted(site.limits)
+    return Flatline(params, v["epsilon"], v["hours"], debounce_of(v), rule_id)

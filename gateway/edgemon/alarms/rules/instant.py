@@ -4,8 +4,9 @@ standard judges daily means."""
 
 from __future__ import annotations
 
-from .base import (BREACH, EXCLUDED, OK, WITHIN, ConfigError, Debounce, Obs, Rule, Site, debounce_from,
-                   effective_max, no_unknown, note_temperature, params_from, take, temperature)
+from ...configschema import Field
+from .base import (BREACH, EXCLUDED, OK, PARAMS, WITHIN, Debounce, Obs, Rule, Site, check_limits, debounce_fields,
+                   debounce_of, effective_max, note_temperature, temperature)
 
 KIND = "instant"
 DEFAULT_DEBOUNCE = Debounce(raise_n=3, clear_n=3)
@@ -50,11 +51,15 @@ class Instant(Rule):
         return Obs(node, param, OK if margin_hi and margin_lo else WITHIN, ts, v, hi if hi is not None else lo)
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"params", "hysteresis"} | {"raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    params = params_from(spec, where, site)
-    for i, p in enumerate(params):
-        if p not in site.limits:
-            raise ConfigError(f"{where}.params[{i}]", f"{p} has no limit in profile {site.profile!r} or the overrides")
-    hysteresis = take(spec, where, "hysteresis", float, 0.05, lambda v: 0 <= v < 1, "a fraction of the limit, 0 <= h < 1")
-    return Instant(site, params, hysteresis, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "params": PARAMS,
+    "hysteresis": Field(float, 0.05, "back this fraction within the limit before a sample counts as clean",
+                        ge=0, lt=1, expect="a fraction of the limit, 0 <= h < 1"),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+check = check_limits
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    params = v["params"] if v["params"] is not None else sorted(site.limits)
+    return Instant(site, params, v["hysteresis"], debounce_of(v), rule_id)

@@ -5,8 +5,9 @@ sample arrives, or `grace_s` after its end on the clock."""
 
 from __future__ import annotations
 
-from .base import (BREACH, EXCLUDED, OK, ConfigError, Debounce, Obs, Rule, Site, debounce_from,
-                   effective_max, no_unknown, note_temperature, params_from, take, temperature)
+from ...configschema import Field
+from .base import (BREACH, EXCLUDED, OK, PARAMS, Debounce, Obs, Rule, Site, check_limits, debounce_fields,
+                   debounce_of, effective_max, note_temperature, temperature)
 
 KIND = "mean"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=1)
@@ -80,15 +81,16 @@ class Mean(Rule):
         return Obs(node, param, OK, ts, mean, hi if hi is not None else limit.min, detail)
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"params", "window", "min_valid", "grace_s", "raise_n", "raise_after_s",
-                             "clear_n", "clear_after_s"})
-    window = take(spec, where, "window", str, "1d", lambda v: v in WINDOWS, "one of " + ", ".join(WINDOWS))
-    params = params_from(spec, where, site)
-    for i, p in enumerate(params):
-        if p not in site.limits:
-            raise ConfigError(f"{where}.params[{i}]", f"{p} has no limit in profile {site.profile!r} or the overrides")
-    min_valid = take(spec, where, "min_valid", int, 1, lambda v: v >= 1, ">= 1")
-    grace_s = take(spec, where, "grace_s", float, 600.0, lambda v: v >= 0, ">= 0")
-    return Mean(site, params, window, min_valid, grace_s, debounce_from(spec, where, DEFAULT_DEBOUNCE),
-                rule_id)
+FIELDS = {
+    "params": PARAMS,
+    "window": Field(str, "1d", "the window: an hour or an Asia/Shanghai calendar day", enum=tuple(WINDOWS)),
+    "min_valid": Field(int, 1, "a window with fewer valid (N) readings is not judged", ge=1),
+    "grace_s": Field(float, 600.0, "a window is judged this long after its end at the latest", ge=0),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+check = check_limits
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    params = v["params"] if v["params"] is not None else sorted(site.limits)
+    return Mean(site, params, v["window"], v["min_valid"], v["grace_s"], debounce_of(v), rule_id)

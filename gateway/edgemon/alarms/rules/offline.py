@@ -4,7 +4,8 @@ what may be wrong."""
 
 from __future__ import annotations
 
-from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_from, no_unknown, take
+from ...configschema import Field
+from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "offline"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=1)
@@ -43,8 +44,13 @@ class Offline(Rule):
         return out
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"after_min", "nodes", "raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    after = take(spec, where, "after_min", float, 10.0, lambda v: v > 0, "> 0")
-    nodes = take(spec, where, "nodes", list, [])
-    return Offline(after, nodes, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "after_min": Field(float, 10.0, "silent for this long (gateway clock)", gt=0),
+    "nodes": Field(list, [], "nodes watched from the start (others once heard from)", example=["node01"],
+                   items=Field(str, expect="a node id", example="node01")),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    return Offline(v["after_min"], v["nodes"], debounce_of(v), rule_id)

@@ -5,7 +5,8 @@ without another overflow. Uses receive time: a node's own clock is what may be w
 
 from __future__ import annotations
 
-from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_from, no_unknown, take
+from ...configschema import Field
+from .base import BREACH, OK, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "queue_overflow"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=1)
@@ -33,9 +34,12 @@ class QueueOverflow(Rule):
                 if now_ms - at >= self.clear_ms]
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"min_dropped", "clear_after_min", "raise_n", "raise_after_s", "clear_n",
-                             "clear_after_s"})
-    min_dropped = take(spec, where, "min_dropped", int, 1, lambda v: v >= 1, ">= 1")
-    clear_after = take(spec, where, "clear_after_min", float, 60.0, lambda v: v > 0, "> 0")
-    return QueueOverflow(min_dropped, clear_after, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "min_dropped": Field(int, 1, "raised when at least this many records went", ge=1),
+    "clear_after_min": Field(float, 60.0, "cleared after this long without another overflow", gt=0),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    return QueueOverflow(v["min_dropped"], v["clear_after_min"], debounce_of(v), rule_id)

@@ -3,7 +3,8 @@ threshold: a sudden jump is checked on site, never deleted (HJ 355/356 practice)
 
 from __future__ import annotations
 
-from .base import BREACH, OK, ConfigError, Debounce, Obs, Rule, Site, debounce_from, no_unknown, params_from, take
+from ...configschema import Field
+from .base import BREACH, OK, PARAMS, Debounce, Obs, Rule, Site, debounce_fields, debounce_of
 
 KIND = "rate"
 DEFAULT_DEBOUNCE = Debounce(raise_n=1, clear_n=3)
@@ -35,8 +36,13 @@ class Rate(Rule):
         return out
 
 
-def build(spec: dict, site: Site, where: str, rule_id: str = KIND) -> Rule:
-    no_unknown(spec, where, {"params", "max_per_min", "raise_n", "raise_after_s", "clear_n", "clear_after_s"})
-    params = params_from(spec, where, site)
-    max_per_min = take(spec, where, "max_per_min", float, ..., lambda v: v > 0, "> 0, in the parameter's unit per minute")
-    return Rate(params, max_per_min, debounce_from(spec, where, DEFAULT_DEBOUNCE), rule_id)
+FIELDS = {
+    "params": PARAMS,
+    "max_per_min": Field(float, ..., "in the parameter's unit per minute of sample time", gt=0, example=5.0),
+    **debounce_fields(DEFAULT_DEBOUNCE),
+}
+
+
+def build(v: dict, site: Site, rule_id: str = KIND) -> Rule:
+    params = v["params"] if v["params"] is not None else sorted(site.limits)
+    return Rate(params, v["max_per_min"], debounce_of(v), rule_id)
