@@ -1,5 +1,7 @@
 """`gateway.toml`: the one config file of a gateway, its schema and its validation in one place.
-Every error names the file, the field and the fix. See server/gateway.example.toml.
+Every error names the file, the field and the fix, all of them at once (edgemon.configschema);
+the errors of the keys file and of the alarms config it names come with them. See
+server/gateway.example.toml; `edgemon config schema gateway` prints the JSON Schema.
 
     [gateway]   id, state_dir, log_level, log_format ("kv" | "json")
     [mqtt]      host, port, username, password | password_env, shared_group
@@ -16,15 +18,11 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from .configschema import REQUIRED, ConfigError, Field, Problem, Problems, json_schema, read, unknown_fix
 from .contract import ID_RE
-from .keys import KeysError, load_keys
+from .keys import load_keys
 from .quarantine import FILE_NAME as QUARANTINE_FILE
-
-
-class ConfigError(ValueError):
-    """All the problems found, one per line, each `file: field: what is wrong (fix)`."""
 
 
 # What the running gateway takes: built from gateway.toml by load() below, or directly by tests and tools.
@@ -82,172 +80,146 @@ class LoadedConfig:
     alarms_config: Path | None
 
 
-SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
-    # section -> field -> (type, default; ... = required)
-    "gateway": {"id": (str, "edgemon-gateway"), "state_dir": (str, ...), "log_level": (str, "INFO"),
-                "log_format": (str, "kv"), "stop_timeout_s": ((int, float), 10.0),
-                "health_interval_s": ((int, float), 10.0), "fsync": (bool, True)},
-    "mqtt": {"host": (str, "127.0.0.1"), "port": (int, 1883), "username": (str, None), "password": (str, None),
-             "password_env": (str, None), "shared_group": (str, None), "keepalive_s": (int, 30)},
-    "influx": {"api": (str, "v1"), "url": (str, ...), "database": (str, None), "bucket": (str, None),
-               "org": (str, ""), "username": (str, None), "password": (str, None), "password_env": (str, None),
-               "token": (str, None), "token_env": (str, None), "batch_max": (int, 5000)},
-    "trust": {"keys_file": (str, None), "require_signatures": (bool, False),
-              "clock_future_tolerance_s": ((int, float), 60.0), "clock_past_tolerance_s": ((int, float), 600.0)},
-    "liveness": {"default_poll_s": ((int, float), 10.0), "silent_periods": ((int, float), 3.0)},
-    "alarms": {"config": (str, ...)},
-}
 REQUIRED_SECTIONS = ("gateway", "mqtt", "influx")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ID_TEXT = "letters, digits, _ and - (1-64 characters)"
+SECONDS = "a positive number of seconds"
+SCHEMA: dict[str, dict[str, Field]] = {
+    "gateway": {
+        "id": Field(str, "edgemon-gateway", "names the MQTT session: one gateway per id", pattern=ID_RE.pattern,
+                    expect=ID_TEXT),
+        "state_dir": Field(str, REQUIRED, "the store (wal/) and the quarantine file; relative to this file",
+                           example="/var/lib/edgemon"),
+        "log_level": Field(str, "INFO", check=lambda v: v.upper() in LOG_LEVELS,
+                           expect="one of " + ", ".join(LOG_LEVELS)),
+        "log_format": Field(str, "kv", enum=("kv", "json"),
+                            expect='"kv" (key=value lines) or "json" (one JSON object per line)'),
+        "stop_timeout_s": Field(float, 10.0, "stop() waits this long for InfluxDB to take what is pending"),
+        "health_interval_s": Field(float, 10.0, "how often ingest/gateway/completeness points are written",
+                                   gt=0, expect=SECONDS),
+        "fsync": Field(bool, True, "fsync every store frame"),
+    },
+    "mqtt": {
+        "host": Field(str, "127.0.0.1"), "port": Field(int, 1883, ge=1, le=65535),
+        "username": Field(str, None, example="gateway"), "password": Field(str, None),
+        "password_env": Field(str, None, "the environment variable holding the password (preferred)",
+                              example="EDGEMON_MQTT_PASSWORD"),
+        "shared_group": Field(str, None, "several gateways share the load: $share/<group>/...",
+                              pattern=ID_RE.pattern, expect=ID_TEXT + " (it goes into $share/<group>/...)",
+                              example="edge"),
+        "keepalive_s": Field(int, 30),
+    },
+    "influx": {
+        "api": Field(str, "v1", enum=("v1", "v2"), expect='"v1" (/write) or "v2" (/api/v2/write)'),
+        "url": Field(str, REQUIRED, check=lambda v: v.startswith(("http://", "https://")),
+                     expect="http://host:port or https://...", example="http://127.0.0.1:8086"),
+        "database": Field(str, None, 'api = "v1": the database', example="edge"),
+        "bucket": Field(str, None, 'api = "v2": the bucket', example="edge"),
+        "org": Field(str, "", 'api = "v2": the organisation', example="bureau"),
+        "username": Field(str, None), "password": Field(str, None),
+        "password_env": Field(str, None, example="EDGEMON_INFLUX_PASSWORD"),
+        "token": Field(str, None), "token_env": Field(str, None, example="EDGEMON_INFLUX_TOKEN"),
+        "batch_max": Field(int, 5000, "lines per InfluxDB request", ge=1, le=100_000,
+                           expect="1-100000 lines per request"),
+    },
+    "trust": {
+        "keys_file": Field(str, None, "the node keys (keys.toml, mode 0600)", example="/etc/edgemon/keys.toml"),
+        "require_signatures": Field(bool, False, "every node must sign (else only nodes of keyed sites)"),
+        "clock_future_tolerance_s": Field(float, 60.0, gt=0, expect=SECONDS),
+        "clock_past_tolerance_s": Field(float, 600.0, gt=0, expect=SECONDS),
+    },
+    "liveness": {
+        "default_poll_s": Field(float, 10.0, gt=0, expect=SECONDS),
+        "silent_periods": Field(float, 3.0, ge=1,
+                                expect="at least 1 (poll periods without data before offline)"),
+    },
+    "alarms": {"config": Field(str, REQUIRED, "alarms.toml, relative to this file", example="alarms.toml")},
+}
+SITE = {
+    "poll_s": Field(float, None, "the nodes' poll period (default liveness.default_poll_s)", gt=0,
+                    expect=SECONDS, example=10),
+    "nodes": Field(list, REQUIRED, "the node ids of the site", example=["node01"],
+                   items=Field(str, pattern=ID_RE.pattern, expect="a node id, " + ID_TEXT)),
+}
+ENV_FIX = "export {name}=... in the gateway's environment (systemd: Environment= or EnvironmentFile=)"
 
 
-def _type_name(t) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-    if isinstance(t, tuple):
-        return "a number"
-    return names.get(t, t.__name__)
+def schema() -> dict:
+    """The JSON Schema of gateway.toml."""
+    fields = {name: Field(dict, REQUIRED if name in REQUIRED_SECTIONS else None, table=table)
+              for name, table in SCHEMA.items()}
+    fields["sites"] = Field(dict, None, "[sites.<site>]: the nodes watched for silence", map_of=SITE,
+                            keys=ID_RE.pattern)
+    return json_schema(fields, "gateway.toml")
 
 
-def load(path: str | Path, check_keys: bool = True) -> LoadedConfig:
+def _env(problems: Problems, section: str, table: dict, key: str, direct: str | None) -> str | None:
+    """The secret named by `key` (an environment variable's name), else the value written in the file."""
+    if not table.get(key):
+        return direct
+    value = os.environ.get(table[key])
+    if value is None:
+        problems.add(f"{section}.{key}", f"environment variable {table[key]} is not set",
+                     ENV_FIX.format(name=table[key]))
+    return value
+
+
+def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -> LoadedConfig:
+    """gateway.toml, checked whole: raises ConfigError listing every problem. check_keys: read the keys
+    file too; check_alarms: load the alarms config (and its limit profiles) to report their problems."""
     path = Path(path)
-    errors: list[str] = []
-
-    def err(where: str, msg: str) -> None:
-        errors.append(f"{path}: {where}: {msg}")
-
+    problems = Problems(path)
+    err = problems.add
     try:
         doc = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found (pass --config with the path to gateway.toml)") from None
+        raise ConfigError(Problem(str(path), "", "file not found",
+                                  "pass --config with the path to gateway.toml")) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(Problem(str(path), "", f"not valid TOML: {exc}", TOML_FIX)) from None
     base = path.parent
 
-    values: dict[str, dict[str, Any]] = {}
+    values: dict[str, dict] = {}
     for section in doc:
         if section not in SCHEMA and section != "sites":
-            err(section, f"unknown section (expected one of {', '.join([*SCHEMA, 'sites'])})")
+            err(section, "unknown section", unknown_fix(section, [*SCHEMA, "sites"]))
     for section, fields in SCHEMA.items():
         table = doc.get(section)
         if table is None:
             if section in REQUIRED_SECTIONS:
-                err(section, f"missing section [{section}]")
-            values[section] = {k: (None if d is ... else d) for k, (t, d) in fields.items()}
-            if section == "alarms":
-                values[section] = {}
-            continue
-        if not isinstance(table, dict):
-            err(section, f"expected a table [{section}]")
-            values[section] = {}
-            continue
-        out = {}
-        for key in table:
-            if key not in fields:
-                err(f"{section}.{key}", f"unknown field (expected one of {', '.join(fields)})")
-        for key, (typ, default) in fields.items():
-            if key not in table:
-                if default is ...:
-                    err(f"{section}.{key}", "missing (required)")
-                out[key] = None if default is ... else default
-                continue
-            value = table[key]
-            ok = isinstance(value, typ) and not (typ in (int, (int, float)) and isinstance(value, bool))
-            if not ok:
-                err(f"{section}.{key}", f"expected {_type_name(typ)}, got {value!r}")
-                out[key] = None if default is ... else default
-            else:
-                out[key] = value
-        values[section] = out
+                err(section, f"missing section [{section}]",
+                    f"add a [{section}] table (see server/gateway.example.toml)")
+            table = {} if section != "alarms" else None
+        elif not isinstance(table, dict):
+            err(section, f"expected a table [{section}], got {table!r}", f"write [{section}] and its fields below it")
+            table = {}
+        values[section] = read(table, fields, problems, section) if table is not None else {"config": None}
 
     g, m, i, t, lv = (values[s] for s in ("gateway", "mqtt", "influx", "trust", "liveness"))
-    if g.get("id") and not ID_RE.fullmatch(g["id"]):
-        err("gateway.id", "use letters, digits, _ and - (1-64): it names the MQTT session")
-    if str(g.get("log_level", "")).upper() not in LOG_LEVELS:
-        err("gateway.log_level", f"expected one of {', '.join(LOG_LEVELS)}")
-    if g.get("log_format") not in ("kv", "json"):
-        err("gateway.log_format", 'expected "kv" (key=value lines) or "json" (one JSON object per line)')
-    if not (0 < (m.get("port") or 0) < 65536):
-        err("mqtt.port", "expected 1-65535")
-    if m.get("shared_group") is not None and not ID_RE.fullmatch(m["shared_group"]):
-        err("mqtt.shared_group", "use letters, digits, _ and - (it goes into $share/<group>/...)")
-    password = m.get("password")
-    if m.get("password_env"):
-        password = os.environ.get(m["password_env"])
-        if password is None:
-            err("mqtt.password_env", f"environment variable {m['password_env']} is not set")
+    password = _env(problems, "mqtt", m, "password_env", m.get("password"))
     if m.get("username") and password is None and not m.get("password_env"):
-        err("mqtt.password", "missing: set mqtt.password_env (preferred) or mqtt.password")
-
-    api = i.get("api")
-    if api not in ("v1", "v2"):
-        err("influx.api", f'expected "v1" (/write) or "v2" (/api/v2/write), got {api!r}')
-    url = i.get("url") or ""
-    if url and not url.startswith(("http://", "https://")):
-        err("influx.url", f"expected http://host:port or https://..., got {url!r}")
-    token = i.get("token")
-    if i.get("token_env"):
-        token = os.environ.get(i["token_env"])
-        if token is None:
-            err("influx.token_env", f"environment variable {i['token_env']} is not set")
-    influx_password = i.get("password")
-    if i.get("password_env"):
-        influx_password = os.environ.get(i["password_env"])
-        if influx_password is None:
-            err("influx.password_env", f"environment variable {i['password_env']} is not set")
-    if api == "v1":
+        err("mqtt.password", "missing: mqtt.username needs a password",
+            'set mqtt.password_env = "EDGEMON_MQTT_PASSWORD" (preferred) or mqtt.password')
+    token = _env(problems, "influx", i, "token_env", i.get("token"))
+    influx_password = _env(problems, "influx", i, "password_env", i.get("password"))
+    api, db = i["api"], None
+    if "api" in i.bad:
+        pass  # reported; which of database/bucket applies is unknown
+    elif api == "v1":
         db = i.get("database") or "edge"
         if i.get("bucket"):
-            err("influx.bucket", 'is for api = "v2"; with api = "v1" set influx.database')
+            err("influx.bucket", 'is for api = "v2"', 'with api = "v1" write influx.database = "edge" instead')
     else:
         db = i.get("bucket")
-        if api == "v2":
-            if not db:
-                err("influx.bucket", 'missing: api = "v2" writes into a bucket')
-            if not i.get("org"):
-                err("influx.org", 'missing: api = "v2" needs the organisation name')
-            if token is None:
-                err("influx.token", 'missing: api = "v2" needs influx.token_env (preferred) or influx.token')
-    if not (1 <= (i.get("batch_max") or 0) <= 100_000):
-        err("influx.batch_max", "expected 1-100000 lines per request")
+        if not db:
+            err("influx.bucket", 'missing: api = "v2" writes into a bucket', 'add bucket = "edge" under [influx]')
+        if not i.get("org"):
+            err("influx.org", 'missing: api = "v2" needs the organisation name', 'add org = "..." under [influx]')
+        if token is None:
+            err("influx.token", 'missing: api = "v2" needs a token',
+                'set influx.token_env = "EDGEMON_INFLUX_TOKEN" (preferred) or influx.token')
 
-    for key in ("clock_future_tolerance_s", "clock_past_tolerance_s"):
-        if t.get(key) is not None and t[key] <= 0:
-            err(f"trust.{key}", "expected a positive number of seconds")
-    if (g.get("health_interval_s") or 0) <= 0:
-        err("gateway.health_interval_s", "expected a positive number of seconds")
-    if (lv.get("default_poll_s") or 0) <= 0:
-        err("liveness.default_poll_s", "expected a positive number of seconds")
-    if (lv.get("silent_periods") or 0) < 1:
-        err("liveness.silent_periods", "expected at least 1 (poll periods without data before offline)")
-
-    nodes: list[tuple[str, str, float]] = []
-    sites = doc.get("sites", {})
-    if not isinstance(sites, dict):
-        err("sites", "expected tables [sites.<site>] with poll_s and nodes")
-        sites = {}
-    for site, table in sites.items():
-        where = f"sites.{site}"
-        if not ID_RE.fullmatch(site):
-            err(where, "site id must match [A-Za-z0-9_-]{1,64}")
-        if not isinstance(table, dict):
-            err(where, "expected a table with poll_s and nodes")
-            continue
-        for key in table:
-            if key not in ("poll_s", "nodes"):
-                err(f"{where}.{key}", "unknown field (expected poll_s, nodes)")
-        poll = table.get("poll_s", lv.get("default_poll_s") or 10.0)
-        if isinstance(poll, bool) or not isinstance(poll, (int, float)) or poll <= 0:
-            err(f"{where}.poll_s", f"expected a positive number of seconds, got {poll!r}")
-            poll = 10.0
-        names = table.get("nodes")
-        if not isinstance(names, list) or not names:
-            err(f"{where}.nodes", 'expected a non-empty list of node ids, e.g. ["node01"]')
-            continue
-        for k, node in enumerate(names):
-            if not isinstance(node, str) or not ID_RE.fullmatch(node):
-                err(f"{where}.nodes[{k}]", f"node id must match [A-Za-z0-9_-]{{1,64}}, got {node!r}")
-            else:
-                nodes.append((site, node, float(poll)))
+    nodes = _sites(doc.get("sites", {}), lv["default_poll_s"], problems)
 
     state_dir = Path(g["state_dir"]) if g.get("state_dir") else None
     if state_dir is not None and not state_dir.is_absolute():
@@ -260,24 +232,28 @@ def load(path: str | Path, check_keys: bool = True) -> LoadedConfig:
         if check_keys:
             try:
                 keys = load_keys(keys_path)
-            except KeysError as exc:
-                err("trust.keys_file", str(exc))
+            except ConfigError as exc:  # the file as a whole is trust.keys_file's problem, its fields its own
+                for p in exc.problems:
+                    problems.extend([p]) if p.field else err("trust.keys_file", f"{p.file}: {p.reason}", p.fix)
     elif t.get("require_signatures"):
-        err("trust.require_signatures", "true needs trust.keys_file")
+        err("trust.require_signatures", "true needs trust.keys_file",
+            'add keys_file = "/etc/edgemon/keys.toml" under [trust], or write require_signatures = false')
     alarms = None
     if values["alarms"].get("config"):
         alarms = Path(values["alarms"]["config"])
         if not alarms.is_absolute():
             alarms = base / alarms
         if not alarms.exists():
-            err("alarms.config", f"{alarms} not found")
+            err("alarms.config", f"{alarms} not found", "write the path of alarms.toml (relative to this file), "
+                "or remove the [alarms] section")
+        elif check_alarms:
+            problems.extend(_alarms_problems(alarms))
 
-    if errors:
-        raise ConfigError("\n".join(errors))
+    problems.raise_if_any()
     cfg = GatewayConfig(
         mqtt_host=m["host"], mqtt_port=m["port"], mqtt_user=m.get("username"), mqtt_password=password,
         shared_group=m.get("shared_group"), keepalive_s=m["keepalive_s"],
-        influx_api=api, influx_url=url, influx_db=db, influx_user=i.get("username"),
+        influx_api=api, influx_url=i["url"], influx_db=db, influx_user=i.get("username"),
         influx_password=influx_password, influx_org=i.get("org") or "", influx_token=token,
         batch_max=i["batch_max"], state_dir=state_dir, client_id=g["id"], stop_timeout_s=float(g["stop_timeout_s"]),
         ingest_interval_s=float(g["health_interval_s"]), fsync=bool(g["fsync"]),
@@ -288,3 +264,57 @@ def load(path: str | Path, check_keys: bool = True) -> LoadedConfig:
     )
     return LoadedConfig(path=path, gateway=cfg, log_level=str(g["log_level"]).upper(),
                         log_format=g["log_format"], alarms_config=alarms)
+
+
+TOML_FIX = "correct the TOML at the line and column named (strings in double quotes, one key = value a line)"
+
+
+def _sites(sites, default_poll_s: float, problems: Problems) -> list[tuple[str, str, float]]:
+    """[sites.<site>] poll_s, nodes: the (site, node, poll_s) watched for silence."""
+    err = problems.add
+    nodes: list[tuple[str, str, float]] = []
+    if not isinstance(sites, dict):
+        err("sites", "expected tables [sites.<site>] with poll_s and nodes",
+            'write [sites.qd-plant] then nodes = ["node01"]')
+        return nodes
+    for site, table in sites.items():
+        where = f"sites.{site}"
+        if not ID_RE.fullmatch(site):
+            err(where, "site id must match [A-Za-z0-9_-]{1,64}", f"rename it: {ID_TEXT}, as in the MQTT topic")
+        if not isinstance(table, dict):
+            err(where, "expected a table with poll_s and nodes", f'write [{where}] then nodes = ["node01"]')
+            continue
+        for key in table:
+            if key not in SITE:
+                err(f"{where}.{key}", "unknown field", unknown_fix(key, SITE))
+        poll = table.get("poll_s", default_poll_s)
+        if isinstance(poll, bool) or not isinstance(poll, (int, float)) or poll <= 0:
+            err(f"{where}.poll_s", f"expected a positive number of seconds, got {poll!r}", SITE["poll_s"].fix("poll_s"))
+            poll = 10.0
+        names = table.get("nodes")
+        if not isinstance(names, list) or not names:
+            err(f"{where}.nodes", f"expected a non-empty list of node ids, got {names!r}", 'write nodes = ["node01"]')
+            continue
+        for k, node in enumerate(names):
+            if not isinstance(node, str) or not ID_RE.fullmatch(node):
+                err(f"{where}.nodes[{k}]", f"node id must match [A-Za-z0-9_-]{{1,64}}, got {node!r}",
+                    f'write {ID_TEXT}, e.g. "node01"')
+            else:
+                nodes.append((site, node, float(poll)))
+    return nodes
+
+
+def _alarms_problems(path: Path) -> list:
+    """The problems of the alarms config gateway.toml names (and of its limit profiles)."""
+    try:
+        from .alarms.config import load as load_alarms
+    except ModuleNotFoundError as exc:
+        if exc.name != "edgemon.alarms":
+            raise
+        return [Problem(str(path), "", "the alarms module (edgemon.alarms) is not installed",
+                        "remove the [alarms] section of gateway.toml, or install edgemon with its alarms package")]
+    try:
+        load_alarms(path)
+    except ConfigError as exc:
+        return exc.problems
+    return []

@@ -36,19 +36,25 @@ def build_alarm_observer(alarms_config: Path, state_dir: Path, write):
         raise click.ClickException(
             f"[alarms] config = {str(alarms_config)!r} is set, but the alarms module (edgemon.alarms) is not "
             "installed: remove the [alarms] section or install edgemon with its alarms package") from None
-    return build_observer(alarms_config, state_dir, write)
+    from .configschema import ConfigError, report
+
+    try:
+        return build_observer(alarms_config, state_dir, write)
+    except ConfigError as exc:  # changed since gateway.toml was checked
+        raise click.ClickException(report(exc)) from None
 
 
 @gateway.command("check-config")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config: Path):
-    """Validate gateway.toml (and the keys file it names); exit 1 with every problem listed."""
-    from .config import ConfigError, load
+    """Validate gateway.toml (and the keys file and alarms config it names); exit 1 with every problem listed."""
+    from .config import load
+    from .configschema import ConfigError, report
 
     try:
         loaded = load(config)
     except ConfigError as exc:
-        raise click.ClickException(f"config errors:\n{exc}") from None
+        raise click.ClickException(report(exc)) from None
     cfg = loaded.gateway
     click.echo(f"{config}: ok: mqtt {cfg.mqtt_host}:{cfg.mqtt_port} as {cfg.client_id}"
                f"{' (shared group ' + cfg.shared_group + ')' if cfg.shared_group else ''}, "
@@ -85,12 +91,13 @@ def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url,
 
     alarms_config = None
     if config_path is not None:
-        from .config import ConfigError, load
+        from .config import load
+        from .configschema import ConfigError, report
 
         try:
             loaded = load(config_path)
         except ConfigError as exc:
-            raise click.ClickException(f"config errors:\n{exc}") from None
+            raise click.ClickException(report(exc)) from None
         setup_logging(loaded.log_level, loaded.log_format)
         cfg = loaded.gateway
         alarms_config = loaded.alarms_config

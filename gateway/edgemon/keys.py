@@ -20,54 +20,68 @@ import time
 import tomllib
 from pathlib import Path
 
+from .configschema import ConfigError, Problems
 from .contract import ID_RE, ContractError, split_signature
 
 MIN_KEY_BYTES = 16
 DIAGNOSE_EVERY_S = 60.0
 
 
-class KeysError(ValueError):
-    pass
+class KeysError(ConfigError):
+    """A bad keys file: every problem, one per line (edgemon.configschema)."""
 
 
-def check_private(path: Path) -> None:
-    """Refuse a file group or others can read or write."""
+KEY_FIX = "write 32 random bytes as hex: python -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+def check_private(path: Path, problems: Problems | None = None) -> None:
+    """Refuse a file group or others can read or write: raise KeysError, or add the problem to `problems`."""
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o077:
-        raise KeysError(
-            f"{path}: mode {mode:04o} lets group/others read it; node keys must be private. "
-            f"Fix: chmod 600 {path}"
-        )
+        found = Problems(path) if problems is None else problems
+        found.add("", f"mode {mode:04o} lets group/others read it; node keys must be private", f"chmod 600 {path}")
+        if problems is None:
+            found.raise_if_any(KeysError)
 
 
 def load_keys(path: str | Path) -> dict[str, bytes]:
-    """{"site/node": key bytes} from a keys file; checks its mode first."""
+    """{"site/node": key bytes} from a keys file; checks its mode too. Raises KeysError listing every problem."""
     path = Path(path)
+    problems = Problems(path)
     if not path.exists():
-        raise KeysError(f"{path}: keys file not found (trust.keys_file in gateway.toml)")
-    check_private(path)
+        problems.add("", "keys file not found", "point trust.keys_file in gateway.toml at the keys file "
+                     "(mode 0600, outside the repository)")
+        problems.raise_if_any(KeysError)
+    check_private(path, problems)
     try:
         doc = tomllib.loads(path.read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KeysError(f"{path}: not valid TOML: {exc}") from exc
+        problems.add("", f"not valid TOML: {exc}", 'correct the TOML there: [keys] then "site/node" = "<hex key>"')
+        problems.raise_if_any(KeysError)
     table = doc.get("keys")
     if not isinstance(table, dict):
-        raise KeysError(f'{path}: expected a [keys] table of "site/node" = "<hex key>"')
+        problems.add("keys", 'expected a [keys] table of "site/node" = "<hex key>"',
+                     'write [keys] then a line "site/node" = "<hex key>" per node')
+        table = {}
     keys: dict[str, bytes] = {}
     for name, value in table.items():
+        where = f'keys."{name}"'
         parts = name.split("/")
         if len(parts) != 2 or not all(ID_RE.fullmatch(p) for p in parts):
-            raise KeysError(f'{path}: keys."{name}": expected "site/node" ([A-Za-z0-9_-]{{1,64}} each)')
+            problems.add(where, 'expected "site/node" ([A-Za-z0-9_-]{1,64} each)',
+                         'name it after the node\'s topic, e.g. "qd-plant/node01"')
         if not isinstance(value, str):
-            raise KeysError(f'{path}: keys."{name}": expected a hex string')
+            problems.add(where, f"expected a hex string, got {value!r}", KEY_FIX)
+            continue
         try:
             key = bytes.fromhex(value)
         except ValueError:
-            raise KeysError(f'{path}: keys."{name}": not hex') from None
+            problems.add(where, "not hex", KEY_FIX)
+            continue
         if len(key) < MIN_KEY_BYTES:
-            raise KeysError(f'{path}: keys."{name}": {len(key)} bytes; use at least {MIN_KEY_BYTES} '
-                            f"(e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+            problems.add(where, f"{len(key)} bytes; use at least {MIN_KEY_BYTES}", KEY_FIX)
         keys[name] = key
+    problems.raise_if_any(KeysError)
     return keys
 
 

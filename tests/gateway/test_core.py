@@ -299,7 +299,7 @@ def test_config_errors_name_file_field_and_fix(tmp_path, monkeypatch):
         f"{path}: influx.token_env: environment variable EDGEMON_TEST_TOKEN is not set",
         f"{path}: sites.qd-plant.nodes[0]: node id must match",
         f"{path}: trust.bogus: unknown field",
-        f"{path}: trust.keys_file: {keys}: mode 0640 lets group/others read it; node keys must be private. Fix: chmod 600 {keys}",
+        f"{path}: trust.keys_file: {keys}: mode 0640 lets group/others read it; node keys must be private; fix: chmod 600 {keys}",
     ):
         assert expected in text, text
     result = CliRunner().invoke(gateway_cli, ["check-config", str(path)])
