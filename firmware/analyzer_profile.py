@@ -1,8 +1,8 @@
 """Analyzer profiles: the register map of one analyzer model as data (profiles/<name>.json), validated
 into the compact form the Analyzer polls; per-node overrides. Errors name the file, field and fix."""
 import json
-from config import (ConfigError, _join, FLAGS, _obj, _known, _req, _int_range, _show, _is_num, _is_int,
-                    is_param_code, is_identifier, _check, _raise_all)
+from cfgcheck import (ConfigError, _join, FLAGS, _obj, _known, _req, _int_range, _show, _is_num, _is_int,
+                      is_param_code, is_identifier, _check, _raise_all)
 
 # float32 first: the order the error message lists them in.
 TYPES = ("float32", "int16", "uint16", "int32", "uint32", "float64", "bit")

@@ -3,10 +3,10 @@ Errors name the exact field path and say how to fix it, for technicians on site;
 reported in one run.
 Over 400 lines on purpose: it is loaded once at start-up and dropped, and each further module (and
 each function name) would stay interned in the board's 64 KiB heap; the profile checks are already
-apart, in analyzer_profile.py."""
+apart, in analyzer_profile.py, and what both use (ConfigError, the field checks) in cfgcheck.py."""
 import json
-
-FLAGS = "NFMSDCTB"
+from cfgcheck import (ConfigError, _check, _raise_all, _is_num, is_identifier, _obj, _known, _join, _req,
+                      _int_range, _show)
 
 _TOP = ("site", "node", "poll_s", "mqtt", "analyzers", "state_dir", "status_s", "outbox_max", "profiles_dir",
         "key", "queue", "wifi", "ntp", "watchdog_s")
@@ -19,117 +19,6 @@ _ANALYZER = ("name", "transport", "unit", "timeout_ms", "values", "status", "pro
 TRANSPORTS = ("rtu_tcp", "tcp", "rtu")
 _TCP = ("kind", "host", "port")
 _UART = ("kind", "uart", "baud", "parity", "stop", "tx", "rx", "de")
-
-
-class ConfigError(Exception):
-    """args = (field_path, reason[, [(field, reason), ...] every error found]). field and reason are
-    the first error's; str() lists every error, one "field: reason" a line."""
-
-    @property
-    def field(self):
-        return self.args[0]
-
-    @property
-    def reason(self):
-        return self.args[1]
-
-    @property
-    def errors(self):
-        return self.args[2] if len(self.args) > 2 else [(self.args[0], self.args[1])]
-
-    def __str__(self):
-        return "\n".join("%s: %s" % e for e in self.errors)
-
-
-def _check(out, fn, *args):
-    """fn(*args), its ConfigError added to out instead of raised: validation goes on and reports
-    every independent error at once. True when fn passed."""
-    try:
-        fn(*args)
-        return True
-    except ConfigError as e:
-        out.extend(e.errors)
-        return False
-
-
-def _raise_all(out):
-    if out:
-        u = []  # each once: two analyzers naming one broken profile report it once
-        for e in out:
-            if e not in u:
-                u.append(e)
-        raise ConfigError(u[0][0], u[0][1], u)
-
-
-def _is_int(x):
-    return type(x) is int  # bool is excluded on purpose: `"port": true` is a typo, not 1
-
-
-def _is_num(x):
-    return type(x) is int or type(x) is float
-
-
-def is_identifier(s):
-    """[A-Za-z0-9_-]{1,64}, checked by hand (MicroPython's re lacks some features)."""
-    if not isinstance(s, str) or not 1 <= len(s) <= 64:
-        return False
-    for ch in s:
-        if not (("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("0" <= ch <= "9") or ch == "_" or ch == "-"):
-            return False
-    return True
-
-
-def is_param_code(s):
-    """HJ 212 pollutant code: one lowercase letter and 5 digits, e.g. w01018."""
-    if not isinstance(s, str) or len(s) != 6 or not ("a" <= s[0] <= "z"):
-        return False
-    for ch in s[1:]:
-        if not "0" <= ch <= "9":
-            return False
-    return True
-
-
-def _obj(d, path):
-    if not isinstance(d, dict):
-        raise ConfigError(path, "must be an object {...}")
-    return d
-
-
-def _known(d, allowed, path):
-    # Sorted so the message is the same under both interpreters (MicroPython dicts are unordered).
-    out = [(_join(path, k), "unknown key (typo?); allowed keys: " + ", ".join(allowed))
-            for k in sorted(d.keys()) if k not in allowed]
-    _raise_all(out)
-
-
-def _join(path, key):
-    return key if not path else path + "." + key
-
-
-def _req(d, key, path):
-    if key not in d:
-        raise ConfigError(_join(path, key), "missing (required)")
-    return d[key]
-
-
-def _int_range(d, key, path, lo, hi, default=None):
-    p = _join(path, key)
-    if key not in d:
-        if default is None:
-            raise ConfigError(p, "missing (required), an integer %d-%d" % (lo, hi))
-        d[key] = default
-        return default
-    v = d[key]
-    if not _is_int(v) or not lo <= v <= hi:
-        raise ConfigError(p, "must be an integer %d-%d, got %s" % (lo, hi, _show(v)))
-    return v
-
-
-def _show(v):
-    try:
-        return json.dumps(v)
-    except Exception:
-        return str(v)
 
 
 def _str(d, key, path, default=None, optional=False):
@@ -318,7 +207,7 @@ def _check_watchdog(cfg):
 
 def _validate_analyzer(a, path, params, cfg, cache, out):
     """Every error of analyzer a added to out; the duplicate-parameter check only once it is whole."""
-    from analyzer_profile import apply_profile, check_value, check_status, check_overlap  # here: it imports this module
+    from analyzer_profile import apply_profile, check_value, check_status, check_overlap
     if not _check(out, _obj, a, path):
         return
     bad = len(out)

@@ -168,7 +168,9 @@ class FlashQueue:
         # of params (9 bytes a reading at most, plus the head): grown if a longer frame turns up.
         self._buf = bytearray(24 + 9 * len(params) if params else 128)
         # Back from flash: segments, torn tail cut, acknowledged segments dropped.
-        call_once("queuerecover", "recover_queue", self)  # startup only: unloaded after
+        # (Startup only, unloaded after. The segment reader and helpers are handed over: recovery
+        # imports nothing back from this module, no import cycle.)
+        call_once("queuerecover", "recover_queue", self, _SegReader, schema_list, _size, _SUFFIX)
 
     # ---- recovery ----
 

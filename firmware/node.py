@@ -6,14 +6,14 @@ from binascii import hexlify
 from record import put_record_rows, build_event, build_status, format_number
 from record import append_member
 
-BACKOFF_MIN_MS = 1000
-BACKOFF_CAP_MS = 30000
-
 
 class Node:
     def __init__(self, config, hw, mqtt_client=None, log=print):
         # Built by nodesetup.py (startup only, unloaded after): analyzers, queue, MQTT client, backoffs.
-        call_once("nodesetup", "init_node", self, config, hw, mqtt_client, log)
+        # The Analyzer class is handed to it from here, so nodesetup.py imports nothing back from
+        # the modules that call it (no import cycle).
+        from analyzer import Analyzer
+        call_once("nodesetup", "init_node", self, config, hw, mqtt_client, log, Analyzer)
 
     # ---- sampling ----
 

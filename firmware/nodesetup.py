@@ -2,9 +2,11 @@
 queue, first). Imported for the call through compat.call_once and unloaded after, so its bytecode
 is not in the heap while the node polls (the heap is the budget: see README "Heap")."""
 import gc
-from compat import ticks_ms, call_once
+from compat import ticks_ms, call_once, const
 
 _KINDS = {"code": 0, "bits": 1, "ascii_flag": 2}  # analyzer._CODE, _BITS, _ASCII
+_BACKOFF_MIN_MS = const(1000)  # MQTT reconnects: 1 s, doubling up to 30 s
+_BACKOFF_CAP_MS = const(30000)
 
 
 def _scaling(scale):
@@ -62,9 +64,9 @@ def init_analyzer(self, cfg, master):
     self.resume = now  # while backing off: no request before this tick
 
 
-def init_node(self, config, hw, mqtt_client=None, log=print):
-    """Node.__init__."""
-    from analyzer import Analyzer
+def init_node(self, config, hw, mqtt_client, log, Analyzer):
+    """Node.__init__ (which hands over the Analyzer class: this module imports nothing back from
+    its callers)."""
     from modbus_master import ModbusMaster
     # Every attribute set once first: the instance dict grows to its final size now, while the heap
     # still has long free runs, not by copies at the end of the startup (where 64k failed).
@@ -125,7 +127,6 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     gc.collect()
     from backoff import Backoff
     from mqtt import MQTTClient
-    from node import BACKOFF_MIN_MS, BACKOFF_CAP_MS
     self.event_topic = base + "event"
     self.mac = None
     if config.get("key"):
@@ -149,7 +150,7 @@ def init_node(self, config, hw, mqtt_client=None, log=print):
     self.heap_live = 0
     self.sample_ts = 0
     self._boot = ticks_ms()
-    self.mqtt_backoff = Backoff(BACKOFF_MIN_MS, BACKOFF_CAP_MS)
+    self.mqtt_backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_CAP_MS)
     self.net_backoff = Backoff(4000, 60000)  # joining WiFi takes seconds: do not restart it sooner
     self.ntp_backoff = Backoff(5000, 600000)
     self._status_due = True

@@ -17,9 +17,10 @@ def adopt_legacy_seq(q, state_dir):
         q.last_seq = seq
 
 
-def recover_queue(self):
-    """FlashQueue.recover: find the segments, cut a torn tail, drop what is acknowledged."""
-    from flashqueue import _SUFFIX, _size
+def recover_queue(self, _SegReader, schema_list, _size, _SUFFIX):
+    """FlashQueue.__init__'s recovery: find the segments, cut a torn tail, drop what is acknowledged.
+    flashqueue.py hands over its segment reader, schema_list, _size and the segment suffix (its
+    names, so no new ones are interned): this module imports nothing back from it (no cycle)."""
     from pointer import Pointer
     # Losses not yet reported by an event (before this boot): reported again, never forgotten.
     untold = Pointer(self.dir + "/lost").value - Pointer(self.dir + "/told").value
@@ -37,7 +38,7 @@ def recover_queue(self):
     self._tail_schema = None
     while self._seg_seq:
         first = self._seg_seq[-1]
-        st, schema, good, size = _scan(self, first, known)
+        st, schema, good, size = _scan(self, first, known, _SegReader, schema_list)
         if schema is None or st.seq == 0:
             os.remove(self._path(first))  # torn before its first record was complete
             self._pop_seg(-1)
@@ -76,10 +77,9 @@ def _names(path):
             yield name
 
 
-def _scan(self, first, known):
+def _scan(self, first, known, _SegReader, schema_list):
     """Read a whole segment: (state after the last good record, schema, good bytes, file bytes).
     Records are checked, not kept: decode() builds no rows for them."""
-    from flashqueue import _SegReader, schema_list
     from reccodec import State, decode
     path = self._path(first)
     st = State()

@@ -38,8 +38,8 @@ def parse_args(argv):
 
 
 def load(path):
-    """The validated config, or (ConfigError text, None). config.py is unloaded afterwards: its
-    ~10 KB of bytecode are not needed again, and the heap is the budget."""
+    """The validated config, or (ConfigError text, None). config.py (and cfgcheck.py) are unloaded
+    afterwards: their ~10 KB of bytecode are not needed again, and the heap is the budget."""
     had = "config" in sys.modules  # (only when something else loaded it first, as a test may)
     from config import load_config, ConfigError
     try:
@@ -56,6 +56,7 @@ def load(path):
             # Emptying its dict frees what it held whoever keeps the module object: 6 KB less
             # live heap from the start and in the poll loop (4 x 5 values, ROMFS, unix port).
             m.__dict__.clear()
+            sys.modules.pop("cfgcheck", None)  # the checks config.py shares with analyzer_profile.py
         m = None
     # Validation leaves the config's dicts and lists scattered between the holes of its garbage;
     # a fresh copy, made once that garbage is collected, packs them, so the imports that follow

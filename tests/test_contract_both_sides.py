@@ -140,10 +140,10 @@ def test_the_flag_letters_are_the_same_on_both_sides():
     """HJ 212 data flags: one definition on the gateway (`contract.FLAGS`); the firmware's copies (the
     config check, the analyzer's status map, the record codec, whose 3-bit code is the index) agree."""
     import analyzer as fw_analyzer
-    import config as fw_config
+    import cfgcheck as fw_cfgcheck
     import reccodec as fw_reccodec
 
     gateway = "".join(contract.FLAGS)
     assert len(set(gateway)) == len(gateway) == 8 and gateway[0] == "N"
-    for module in (fw_analyzer, fw_config, fw_reccodec):
+    for module in (fw_analyzer, fw_cfgcheck, fw_reccodec):
         assert module.FLAGS == gateway, f"firmware/{module.__name__}.py FLAGS {module.FLAGS!r} != gateway {gateway!r}"

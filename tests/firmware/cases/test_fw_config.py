@@ -1,5 +1,6 @@
 import json
-from config import validate_config, load_config, ConfigError, is_identifier, is_param_code
+from config import validate_config, load_config, ConfigError
+from cfgcheck import is_identifier, is_param_code
 from fakes import good_config, make_tmpdir, rmtree
 
 
