@@ -13,6 +13,18 @@ _CODE = const(0)  # status kinds (nodesetup._KINDS)
 _BITS = const(1)
 _ASCII = const(2)
 _INF = float("inf")
+# An analyzer's values, one flat tuple (nodesetup.init_analyzer builds it): _V_N entries a value,
+# value i's at i * _V_N + these offsets.
+_V_PARAM = const(0)
+_V_FC = const(1)  # (not read while polling: the read blocks carry the fc)
+_V_TYPE = const(2)
+_V_ORDER = const(3)  # the word order, or a bit value's bit number
+_V_MUL = const(4)
+_V_DIV = const(5)
+_V_OFFSET = const(6)
+_V_LOW = const(7)  # range, None when the value has none
+_V_HIGH = const(8)
+_V_N = const(9)
 
 
 def status_flag(kind, reg, table, default):
@@ -74,8 +86,8 @@ class Analyzer:
         if self.backing_off(now):
             self._all(out, "B")
             return
-        vals = self.vals  # 9 entries per value, see nodesetup.init_analyzer
-        got = [None] * (len(vals) // 9)  # raw decoded value per value index, None if its block failed, "B" if unanswered
+        vals = self.vals  # _V_N entries per value
+        got = [None] * (len(vals) // _V_N)  # raw decoded value per value index, None if its block failed, "B" if unanswered
         status = None
         status_bad = None  # the status register's failure: "D" (answered, not with data) or "B" (no answer)
         answered = False
@@ -119,23 +131,23 @@ class Analyzer:
                 elif fc <= 2:
                     got[member] = data[off]
                 else:
-                    j = member * 9
-                    if vals[j + 2] == "bit":  # one bit of a register; vals[j + 3] is its number
-                        got[member] = (data[off] >> vals[j + 3]) & 1
+                    j = member * _V_N
+                    if vals[j + _V_TYPE] == "bit":  # one bit of a register: _V_ORDER holds its number
+                        got[member] = (data[off] >> vals[j + _V_ORDER]) & 1
                     else:
-                        got[member] = decode(data, vals[j + 2], vals[j + 3], off)
+                        got[member] = decode(data, vals[j + _V_TYPE], vals[j + _V_ORDER], off)
         self.fails = 0
         flag = "N"
         if self.st_kind is not None and status is not None:
             flag = status_flag(self.st_kind, status, self.st_table, self.st_default)
         for i in range(len(got)):
-            j = i * 9
-            param = vals[j]
-            mul = vals[j + 4]
-            div = vals[j + 5]
-            offset = vals[j + 6]
-            low = vals[j + 7]
-            high = vals[j + 8]
+            j = i * _V_N
+            param = vals[j + _V_PARAM]
+            mul = vals[j + _V_MUL]
+            div = vals[j + _V_DIV]
+            offset = vals[j + _V_OFFSET]
+            low = vals[j + _V_LOW]
+            high = vals[j + _V_HIGH]
             x = got[i]
             if x == "B" or status_bad == "B":
                 out[param] = (None, "B")  # unanswered, or its status word was
@@ -157,8 +169,8 @@ class Analyzer:
 
     def _all(self, out, flag):
         vals = self.vals
-        for j in range(0, len(vals), 9):
-            out[vals[j]] = (None, flag)
+        for j in range(0, len(vals), _V_N):
+            out[vals[j + _V_PARAM]] = (None, flag)
 
     def health_json(self):
         h = self.health

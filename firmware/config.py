@@ -193,10 +193,10 @@ def _check_watchdog(cfg):
         t = a["transport"]
         blocks = plan_blocks(a["values"], a["status"], a["max_regs"])
         worst = 0 if t["kind"] == "rtu" else 2000  # TcpTransport's connect timeout
-        for b in blocks:
+        for fc, start, count, members in blocks:
             wire = 0
             if t["kind"] == "rtu":  # request and longest answer on the wire, 11 bits a byte
-                wire = (8 + 5 + (2 * b[2] if b[0] > 2 else (b[2] + 7) // 8)) * 11000 // t["baud"] + 1
+                wire = (8 + 5 + (2 * count if fc > 2 else (count + 7) // 8)) * 11000 // t["baud"] + 1
             worst += (1 + a["retries"]) * (a["timeout_ms"] + wire)
         if worst >= wd:
             raise ConfigError("analyzers[%d].timeout_ms" % i, "%s ms x (1 + %d retries) x %d read(s), with wire time "

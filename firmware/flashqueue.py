@@ -26,9 +26,15 @@ except ImportError:  # port built without it: bitwise CRC-32, slower but the sam
         return c ^ 0xFFFFFFFF
 from reccodec import State, encode, decode, put_uvarint, get_uvarint
 from pointer import Pointer
-from compat import call_once
+from compat import call_once, const
 
 _SUFFIX = ".q"
+_ST_SIZE = const(6)  # os.stat(): st_size
+# The replay cursor self._rd: [segment first seq, file offset of the next frame, State before it, schema]
+_RD_FIRST = const(0)
+_RD_OFF = const(1)
+_RD_STATE = const(2)
+_RD_SCHEMA = const(3)
 
 
 def _crc16(b):
@@ -67,7 +73,7 @@ def _write_schema(f, params):
 
 def _size(path):
     try:
-        return os.stat(path)[6]
+        return os.stat(path)[_ST_SIZE]
     except OSError:
         return -1
 
@@ -267,7 +273,7 @@ class FlashQueue:
 
     def _remove_first(self):
         first = self._pop_seg(0)
-        if self._rd is not None and self._rd[0] == first:
+        if self._rd is not None and self._rd[_RD_FIRST] == first:
             self._rd = None
         try:
             os.remove(self._path(first))
@@ -279,8 +285,8 @@ class FlashQueue:
             self._remove_first()
 
     # ---- replay (after publish) ----
-    # The cursor is [segment first seq, file offset of the next frame, State before it, schema];
-    # no file stays open between calls, so appends (other handle, committed on close) are seen.
+    # The cursor is self._rd (the _RD_* offsets); no file stays open between calls, so appends
+    # (other handle, committed on close) are seen.
 
     def _seek(self, want):
         """Place the cursor on the first stored record with seq >= want; False if none is stored."""
@@ -334,7 +340,7 @@ class FlashQueue:
         try:
             while len(out) < n and want <= self.last_seq:
                 rd = self._rd
-                if rd is None or rd[2].seq != want - 1:
+                if rd is None or rd[_RD_STATE].seq != want - 1:
                     if r is not None:
                         r.close()
                         r = None
@@ -342,8 +348,8 @@ class FlashQueue:
                         break
                     rd = self._rd
                 if r is None:
-                    r = _SegReader(self._path(rd[0]), rd[1], self)
-                first, st, schema = rd[0], rd[2], rd[3]
+                    r = _SegReader(self._path(rd[_RD_FIRST]), rd[_RD_OFF], self)
+                first, st, schema = rd[_RD_FIRST], rd[_RD_STATE], rd[_RD_SCHEMA]
                 rec = None
                 try:
                     b = r.frame()
@@ -354,7 +360,7 @@ class FlashQueue:
                         rec = decode(st, b, k, rows)
                 except (ValueError, IndexError):
                     pass
-                rd[1] = r.good
+                rd[_RD_OFF] = r.good
                 if rec is None:
                     nxt = self._next_first(first)
                     if nxt is None:
@@ -366,9 +372,10 @@ class FlashQueue:
                     self._rd = None
                     want = nxt if want < nxt else want
                     continue
-                if rec[0] >= want:
-                    out.append((rec[0], rec[1], rec[2], schema, rec[3]))
-                    want = rec[0] + 1
+                seq, ts, clk, got = rec
+                if seq >= want:
+                    out.append((seq, ts, clk, schema, got))
+                    want = seq + 1
         finally:
             if r is not None:
                 r.close()

@@ -181,9 +181,9 @@ class MQTTClient:
         self._poll = select.poll()
         self._poll.register(s, select.POLLIN)
         try:
-            w = self.will or (None, None, 1, True)
+            topic, msg, qos, retain = self.will or (None, None, 1, True)
             self._send(build_connect(self.client_id, self.keepalive, self.user, self.password,
-                                     self.clean_session, w[0], w[1], w[2], w[3]))
+                                     self.clean_session, topic, msg, qos, retain))
             ptype, body = self._read_packet(self.timeout_ms)
             if ptype != _CONNACK or len(body) != 2:
                 raise MQTTError("expected CONNACK, got packet type 0x%02x" % ptype)

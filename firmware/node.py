@@ -104,8 +104,7 @@ class Node:
         for i in range(n):
             r = readings.get(self.params[i])
             if r is not None:
-                vals[i] = r[0]
-                flags[i] = r[1]
+                vals[i], flags[i] = r  # (value, flag)
         before = self.queue.dropped
         self.seq = self.queue.append(self.sample_ts, self.hw.clock.clk, self.params, vals, flags, self.f32s)
         if self.queue.dropped != before:

@@ -30,8 +30,8 @@ def init_analyzer(self, cfg, master):
     values = cfg["values"]
     # No attribute beyond what the poll loop reads: past 17 the instance's attribute table grows to
     # its next size (~0.1 KB more per analyzer). One flat tuple, not the config dicts nor a tuple
-    # per value: 9 entries per value, (param, fc, type, order, mul, div, offset, low, high) at
-    # 9 * value index (-0.2 KB per analyzer).
+    # per value (-0.2 KB per analyzer): analyzer._V_N entries a value, in the order of analyzer.py's
+    # _V_* offsets: param, fc, type, order (or bit), mul, div, offset, low, high.
     vals = []
     for v in values:
         mul, div = _scaling(v["scale"])
@@ -51,11 +51,11 @@ def init_analyzer(self, cfg, master):
     self.vals = tuple(vals)
     # (fc, start, count, (member, offset, member, offset, ...)): flat tuples, not lists of tuples.
     blocks = []
-    for b in call_once("blockplan", "plan_blocks", values, st, cfg.get("max_regs", 125)):
+    for fc, start, count, members in call_once("blockplan", "plan_blocks", values, st, cfg.get("max_regs", 125)):
         flat = []
-        for m in b[3]:
+        for m in members:
             flat.extend(m)
-        blocks.append((b[0], b[1], b[2], tuple(flat)))
+        blocks.append((fc, start, count, tuple(flat)))
     self.blocks = tuple(blocks)
     self.health = [0, 0, 0, 0, 0]  # answers, timeouts, bad frames (CRC/unit/length), exceptions, CRC errors
     self.fails = 0  # polls in a row without any answer

@@ -11,6 +11,11 @@ _K_F64 = const(2)
 _K_INT = const(3)
 _SAME_TAGS = const(4)  # head-byte bit: the per-reading tags repeat those of the previous record
 _ABSENT = const(0x20)  # tag bit: this parameter was not sampled in this record (its analyzer was not due)
+# decode() into a flat list: reading i's value, flag and is_f32 at _ROW_N * i + these (record.py reads them)
+_ROW_VALUE = const(0)
+_ROW_FLAG = const(1)
+_ROW_F32 = const(2)
+_ROW_N = const(3)
 
 
 def put_uvarint(buf, n):
@@ -136,9 +141,10 @@ def decode(st, body, n, rows=True):
             else:
                 v = None
         if flat:
-            out[3 * i] = v
-            out[3 * i + 1] = f
-            out[3 * i + 2] = k == _K_F32
+            j = _ROW_N * i
+            out[j + _ROW_VALUE] = v
+            out[j + _ROW_FLAG] = f
+            out[j + _ROW_F32] = k == _K_F32
         elif rows:
             out[i] = (v, f, k == _K_F32)
     if pos != len(body):

@@ -1,10 +1,16 @@
 """Pure builders for the wire payloads: the data record and the node status (docs/ARCHITECTURE.md section 3).
 JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
 import struct
+from compat import const
 
 FW_VERSION = "0.3.0"
 
 _F32 = bytearray(4)
+# A record's flat rows, as reccodec.decode fills them (its _ROW_* offsets, the same numbers)
+_ROW_VALUE = const(0)
+_ROW_FLAG = const(1)
+_ROW_F32 = const(2)
+_ROW_N = const(3)
 
 
 def _is_finite(x):
@@ -54,9 +60,10 @@ def put_record_rows(out, ts_ms, seq, clk, params, rows):
     out.extend(('{"ts":%d,"seq":%d,"clk":%s,"readings":{' % (ts_ms, seq, _str(clk))).encode())
     sep = ""
     for i in range(len(params)):
-        v = rows[3 * i]
-        f = rows[3 * i + 1]
-        f32 = rows[3 * i + 2]
+        j = _ROW_N * i
+        v = rows[j + _ROW_VALUE]
+        f = rows[j + _ROW_FLAG]
+        f32 = rows[j + _ROW_F32]
         if f is None:
             continue  # not sampled in this record (an analyzer with a longer poll_s)
         out.extend(('%s%s:{"v":%s,"f":%s}' % (sep, _str(params[i]), format_number(v, f32), _str(f))).encode())
