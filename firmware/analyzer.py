@@ -4,11 +4,11 @@ from compat import ticks_ms, ticks_diff, ticks_add, call_once, const
 from modbus_rtu import ModbusException, FrameError
 from modbus_master import ModbusTimeout
 from decode import decode, bit_field
+from reccodec import FLAGS  # the one definition on the node
 
 _STATUS = const(-1)  # member index marking the status register inside a read block
 _BACKOFF_FIRST_MS = const(1000)
 BACKOFF_CAP_MS = 60000
-FLAGS = "NFMSDCTB"
 _CODE = const(0)  # status kinds (nodesetup._KINDS)
 _BITS = const(1)
 _ASCII = const(2)

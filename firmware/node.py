@@ -2,9 +2,8 @@
 MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
-from binascii import hexlify
 from record import put_record_rows, build_event, build_status, format_number
-from record import append_member
+from record import append_member, signed_parts, sig_tail
 
 
 class Node:
@@ -239,13 +238,9 @@ class Node:
         return True
 
     def _publish_signed(self, topic, payload, retain):
-        """QoS 1 publish of record.sign(payload, self.mac), sent in pieces: the same bytes without
-        the copies sign() makes (a status is ~300 bytes: too long for a fragmented heap)."""
-        parts = [payload]
-        if self.mac is not None:
-            sig = self.mac.hexdigest(payload)
-            parts = [memoryview(payload)[:-1], b',"sig":"' + sig.encode() + b'"}']
-        self.mqtt.publish(topic, parts, 1, retain)
+        """QoS 1 publish of the payload signed (record.signed_parts: in pieces, without the copies
+        sign() makes; a status is ~300 bytes: too long for a fragmented heap)."""
+        self.mqtt.publish(topic, signed_parts(payload, self.mac), 1, retain)
 
     def _publish_next(self):
         """One publish from the head of the queue: a single record, or a batch when there is a
@@ -279,14 +274,9 @@ class Node:
             return
         self._rec_len = size // count + 1
         if count == 1:
-            if self.mac is not None:
-                sig = self.mac.hexdigest(out)  # over the exact unsigned payload (DESIGN.md 3)
-                out[len(out) - 1:] = b',"sig":"'  # the closing brace comes last, after the sig
-                out.extend(sig.encode())
-                out.extend(b'"}')
-            self.mqtt.publish(self.data_topic, out, 1, False)
+            self._publish_signed(self.data_topic, out, False)
         else:
-            size += 10 + count - 1 + (75 if self.mac is not None else 2)  # {"batch":[ , ]} / ],"sig":"<64>"}
+            size += 10 + count - 1 + (75 if self.mac is not None else 2)  # {"batch":[ , ]} / ] + sig_tail: ,"sig":"<64>"}
             self.mqtt.publish(self.data_topic, self._batch(first, last), 1, False, length=size)
         q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
         self.sent += count
@@ -318,7 +308,7 @@ class Node:
             yield b"]}"
         else:
             h.update(b"]}")
-            yield b'],"sig":"' + hexlify(self.mac.end(h)) + b'"}'
+            yield b"]" + sig_tail(self.mac.end(h))
 
     def _link_failed(self, where, e):
         self.mqtt.close()

@@ -3,6 +3,8 @@ Fields are deltas from the previous record of the same segment, so a segment is 
 import struct
 from compat import const
 
+# The HJ 212 data flags: the node's one definition (analyzer.py and cfgcheck.py import it); a flag's
+# index here is its 3-bit code in the stored tags, so the order is part of the queue's format.
 FLAGS = "NFMSDCTB"
 CLKS = ("none", "rtc", "ntp")
 _K_NULL = const(0)

@@ -1,6 +1,7 @@
 """Pure builders for the wire payloads: the data record and the node status (docs/ARCHITECTURE.md section 3).
 JSON is written by hand: key order is part of the contract and MicroPython dicts are unordered."""
 import struct
+from binascii import hexlify
 from compat import const
 
 FW_VERSION = "0.3.0"
@@ -81,12 +82,26 @@ def append_member(payload, key, json_value):
     return payload[:-1] + (',"%s":%s}' % (key, json_value)).encode()
 
 
+def sig_tail(mac_bytes):
+    """The node's one signing rule (docs/ARCHITECTURE.md section 3): a signed payload is the unsigned
+    one with its closing brace replaced by this, the sig member (hex HMAC-SHA256 over the exact
+    unsigned bytes) and the brace. sign(), signed_parts() and the replay batch all end with it."""
+    return b',"sig":"' + hexlify(mac_bytes) + b'"}'
+
+
+def signed_parts(payload, mac):
+    """The signed payload as pieces to send back to back (no copy of a long payload); mac is an
+    hmac_sha256.HmacSha256, None when the site has no key (the payload is sent as it is)."""
+    if mac is None:
+        return [payload]
+    return [memoryview(payload)[:-1], sig_tail(mac.digest(payload))]
+
+
 def sign(payload, mac):
-    """docs/ARCHITECTURE.md section 3: sig = hex HMAC-SHA256 over the exact payload bytes, appended as the last
-    member; mac is an hmac_sha256.HmacSha256 (None: the site has no key, payload unchanged)."""
+    """The signed payload in one piece (the last will: the broker needs it whole)."""
     if mac is None:
         return payload
-    return append_member(payload, "sig", '"' + mac.hexdigest(payload) + '"')
+    return payload[:-1] + sig_tail(mac.digest(payload))
 
 
 def _num_or_null(v):

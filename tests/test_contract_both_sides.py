@@ -137,13 +137,14 @@ def test_firmware_queue_overflow_event_parses():
 
 
 def test_the_flag_letters_are_the_same_on_both_sides():
-    """HJ 212 data flags: one definition on the gateway (`contract.FLAGS`); the firmware's copies (the
-    config check, the analyzer's status map, the record codec, whose 3-bit code is the index) agree."""
+    """HJ 212 data flags: one definition a side, `contract.FLAGS` on the gateway and `reccodec.FLAGS`
+    on the node (its 3-bit code is the index); the firmware's other users take that one object."""
     import analyzer as fw_analyzer
     import cfgcheck as fw_cfgcheck
     import reccodec as fw_reccodec
 
     gateway = "".join(contract.FLAGS)
     assert len(set(gateway)) == len(gateway) == 8 and gateway[0] == "N"
-    for module in (fw_analyzer, fw_cfgcheck, fw_reccodec):
-        assert module.FLAGS == gateway, f"firmware/{module.__name__}.py FLAGS {module.FLAGS!r} != gateway {gateway!r}"
+    assert fw_reccodec.FLAGS == gateway, f"firmware/reccodec.py FLAGS {fw_reccodec.FLAGS!r} != gateway {gateway!r}"
+    for module in (fw_analyzer, fw_cfgcheck):
+        assert module.FLAGS is fw_reccodec.FLAGS, f"firmware/{module.__name__}.py defines its own FLAGS"

@@ -2,7 +2,7 @@
 import json
 from binascii import unhexlify
 from hmac_sha256 import HmacSha256, hmac_sha256
-from record import sign
+from record import sign, signed_parts
 from record_tools import build_batch, build_record_rows
 
 # RFC 4231 test cases 1, 2, 3, 4, 6 (6: key longer than the block size).
@@ -56,3 +56,14 @@ def test_sign_record_and_batch_rule():
     d = json.loads(sb)
     assert len(d["batch"]) == 2 and "sig" not in d["batch"][0]
     assert sb.endswith(b'"sig":"' + m.hexdigest(b).encode() + b'"}')
+
+
+def test_signed_parts_are_the_bytes_of_sign():
+    """The pieces the node publishes (status, events, a single record) join to sign()'s payload."""
+    m = HmacSha256(b"site key")
+    for payload in (b'{"state":"online","fw":"0.3.0"}', bytearray(b'{"ts":1,"seq":2,"clk":"ntp","readings":{}}')):
+        parts = signed_parts(payload, m)
+        joined = b"".join(bytes(p) for p in parts)
+        assert joined == sign(bytes(payload), m)
+        assert json.loads(joined)["sig"] == m.hexdigest(bytes(payload))
+        assert [bytes(p) for p in signed_parts(payload, None)] == [bytes(payload)]
