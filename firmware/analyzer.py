@@ -4,7 +4,7 @@ from compat import ticks_ms, ticks_diff, ticks_add, call_once, const
 from modbus_rtu import ModbusException, FrameError
 from modbus_master import ModbusTimeout
 from decode import decode, bit_field
-from reccodec import FLAGS  # the one definition on the node
+from compat import FLAGS  # the node's one definition
 
 _STATUS = const(-1)  # member index marking the status register inside a read block
 _BACKOFF_FIRST_MS = const(1000)

@@ -4,7 +4,7 @@ A module of its own so that neither imports the other back (no import cycle); st
 drops it with config.py once the config is checked. The helpers keep their leading underscore: they
 are the two checkers' own, not an API (and a renamed helper would be a new name in the heap)."""
 import json
-from reccodec import FLAGS  # the one definition on the node (loaded for the queue anyway)
+from compat import FLAGS  # the node's one definition
 
 
 class ConfigError(Exception):

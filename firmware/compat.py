@@ -1,10 +1,14 @@
 """Hides the few differences between MicroPython and CPython (ticks, wall clock, heap, random).
-Every other firmware module imports time/gc helpers from here, never from `time`/`gc` directly."""
+Every other firmware module imports time/gc helpers from here, never from `time`/`gc` directly.
+It also holds the node's one definition of the HJ 212 data flags (FLAGS): every module loads this
+one first, so the checks, the analyzers and the record codec share it at no heap cost (in
+reccodec.py, loaded by the config checks, a profiles config needed 2 KB more heap to start)."""
 import sys
 import time
 import gc
 
 IS_MP = sys.implementation.name == "micropython"
+FLAGS = "NFMSDCTB"  # HJ 212 data flags; reccodec stores a flag as its index here (3 bits)
 # const(): `_NAME = const(1)` is folded into the bytecode by the MicroPython compiler and, with the
 # leading underscore, never stored in the module's globals (-37 bytes of heap a name on the device).
 

@@ -1,11 +1,8 @@
 """Compact binary form of a record for the flash queue (about 4.8 bytes per float32 reading).
 Fields are deltas from the previous record of the same segment, so a segment is read in order."""
 import struct
-from compat import const
+from compat import const, FLAGS  # a flag's index there is its 3-bit code in the stored tags
 
-# The HJ 212 data flags: the node's one definition (analyzer.py and cfgcheck.py import it); a flag's
-# index here is its 3-bit code in the stored tags, so the order is part of the queue's format.
-FLAGS = "NFMSDCTB"
 CLKS = ("none", "rtc", "ntp")
 _K_NULL = const(0)
 _K_F32 = const(1)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+FIRMWARE = str(Path(__file__).resolve().parents[1] / "firmware")
+sys.path.insert(0, FIRMWARE)
 import record as fw_record  # noqa: E402  (firmware module, run here under CPython)
 import record_tools as fw_tools  # noqa: E402
 
@@ -137,14 +138,18 @@ def test_firmware_queue_overflow_event_parses():
 
 
 def test_the_flag_letters_are_the_same_on_both_sides():
-    """HJ 212 data flags: one definition a side, `contract.FLAGS` on the gateway and `reccodec.FLAGS`
-    on the node (its 3-bit code is the index); the firmware's other users take that one object."""
-    import analyzer as fw_analyzer
-    import cfgcheck as fw_cfgcheck
-    import reccodec as fw_reccodec
+    """HJ 212 data flags: one definition a side, `contract.FLAGS` on the gateway and `compat.FLAGS`
+    on the node (the record codec's 3-bit code is the index); no other firmware module writes its own."""
+    import ast
+    import compat as fw_compat
 
     gateway = "".join(contract.FLAGS)
     assert len(set(gateway)) == len(gateway) == 8 and gateway[0] == "N"
-    assert fw_reccodec.FLAGS == gateway, f"firmware/reccodec.py FLAGS {fw_reccodec.FLAGS!r} != gateway {gateway!r}"
-    for module in (fw_analyzer, fw_cfgcheck):
-        assert module.FLAGS is fw_reccodec.FLAGS, f"firmware/{module.__name__}.py defines its own FLAGS"
+    assert fw_compat.FLAGS == gateway, f"firmware/compat.py FLAGS {fw_compat.FLAGS!r} != gateway {gateway!r}"
+    defined = []  # (An identity check would not do: CPython interns equal string literals.)
+    for path in sorted(Path(FIRMWARE).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            if any(isinstance(t, ast.Name) and t.id == "FLAGS" for t in targets):
+                defined.append(path.name)
+    assert defined == ["compat.py"], f"FLAGS assigned in {defined}: import it from compat.py instead"
