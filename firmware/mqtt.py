@@ -1,6 +1,6 @@
 """Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK, PINGREQ, DISCONNECT).
 Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
-import select
+import sockio
 import struct
 from compat import ticks_ms, ticks_diff, const
 
@@ -129,24 +129,8 @@ PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
 
 
-def default_socket_factory(host, port, timeout_ms):
-    import socket
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    s = socket.socket(ai[0], socket.SOCK_STREAM)
-    try:
-        s.settimeout(timeout_ms / 1000.0)
-        s.connect(ai[-1])
-    except Exception:
-        s.close()
-        raise
-    try:
-        # IPPROTO_TCP (6), TCP_NODELAY (1), the same numbers on Linux and lwIP; neither port names
-        # them. A publish goes out in pieces: with Nagle on, each piece after the first waits for the
-        # broker's delayed ACK (40 ms on Linux), which capped replay at ~80 records/s.
-        s.setsockopt(6, 1, 1)
-    except Exception:
-        pass
-    return s
+# The plain-TCP connection (TCP_NODELAY on); a socket_factory with the same signature may wrap it.
+default_socket_factory = sockio.open_tcp
 
 
 class MQTTClient:
@@ -178,8 +162,7 @@ class MQTTClient:
         self.close()
         s = self.socket_factory(self.host, self.port, self.timeout_ms)
         self.sock = s
-        self._poll = select.poll()
-        self._poll.register(s, select.POLLIN)
+        self._poll = sockio.poller(s)
         try:
             topic, msg, qos, retain = self.will or (None, None, 1, True)
             self._send(build_connect(self.client_id, self.keepalive, self.user, self.password,
@@ -202,11 +185,7 @@ class MQTTClient:
         s = self.sock
         self.sock = None
         self._poll = None
-        if s is not None:
-            try:
-                s.close()
-            except Exception:
-                pass
+        sockio.close_quietly(s)
 
     def disconnect(self):
         """Clean shutdown: the broker discards the last will."""
@@ -333,30 +312,11 @@ class MQTTClient:
     # ---- socket I/O ----
 
     def _send(self, data):
-        mv = memoryview(data)
-        n = 0
-        total = len(data)
-        while n < total:
-            k = self.sock.send(mv[n:])
-            if not k:
-                raise OSError(_CLOSED)
-            n += k
+        sockio.send_all(self.sock, data, _CLOSED)
         self._last_tx = ticks_ms()
 
     def _recv_exact(self, n, timeout_ms):
-        buf = bytearray(n)
-        got = 0
-        start = ticks_ms()
-        while got < n:
-            left = timeout_ms - ticks_diff(ticks_ms(), start)
-            if left <= 0 or not self._poll.poll(left):
-                raise MQTTTimeout("read timed out after %d ms" % timeout_ms)
-            chunk = self.sock.recv(n - got)
-            if not chunk:
-                raise OSError(_CLOSED)
-            buf[got:got + len(chunk)] = chunk
-            got += len(chunk)
-        return buf
+        return sockio.recv_exact(self.sock, self._poll, n, timeout_ms, MQTTTimeout, _CLOSED)
 
     def _read_packet(self, timeout_ms):
         """Returns (first header byte with flags, body bytearray)."""

@@ -1,9 +1,9 @@
 """Byte transport over a TCP socket, for Modbus RTU over TCP (serial device servers, framing "rtu")
-and Modbus TCP (framing "mbap"). Runs on the ESP32 and the unix port alike (socket + select.poll)."""
-import select
-import socket
-from compat import ticks_ms, ticks_diff
+and Modbus TCP (framing "mbap"). The socket code is sockio.py's (shared with the MQTT client)."""
+import sockio
 from modbus_master import ModbusTimeout
+
+_CLOSED = "connection closed by peer"
 
 
 class TcpTransport:
@@ -20,45 +20,18 @@ class TcpTransport:
     def _ensure(self):
         if self.sock is not None:
             return
-        ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM)
-        try:
-            s.settimeout(self.connect_timeout_ms / 1000.0)
-            s.connect(ai[-1])
-        except Exception:
-            s.close()
-            raise
-        p = select.poll()
-        p.register(s, select.POLLIN)
+        s = sockio.open_tcp(self.host, self.port, self.connect_timeout_ms)
+        self._poll = sockio.poller(s)
         self.sock = s
-        self._poll = p
 
     def send(self, data):
         self._ensure()
-        mv = memoryview(data)
-        n = 0
-        while n < len(data):
-            k = self.sock.send(mv[n:])
-            if not k:
-                raise OSError("send failed")
-            n += k
+        sockio.send_all(self.sock, data, _CLOSED)
 
     def recv_exact(self, n, timeout_ms):
         if self.sock is None:
             raise OSError("not connected")
-        buf = bytearray(n)
-        got = 0
-        start = ticks_ms()
-        while got < n:
-            left = timeout_ms - ticks_diff(ticks_ms(), start)
-            if left <= 0 or not self._poll.poll(left):
-                raise ModbusTimeout("got %d of %d bytes in %d ms" % (got, n, timeout_ms))
-            chunk = self.sock.recv(n - got)
-            if not chunk:
-                raise OSError("connection closed by peer")
-            buf[got:got + len(chunk)] = chunk
-            got += len(chunk)
-        return bytes(buf)
+        return bytes(sockio.recv_exact(self.sock, self._poll, n, timeout_ms, ModbusTimeout, _CLOSED))
 
     def flush_input(self):
         if self.sock is None:
@@ -72,8 +45,4 @@ class TcpTransport:
         s = self.sock
         self.sock = None
         self._poll = None
-        if s is not None:
-            try:
-                s.close()
-            except Exception:
-                pass
+        sockio.close_quietly(s)
