@@ -1,5 +1,8 @@
 """Crash-safe store-and-forward queue on flash: every record is appended here before it is
-published and leaves only once acknowledged. Survives power cuts at any instant without fsync."""
+published and leaves only once acknowledged. Survives power cuts at any instant without fsync.
+Over 400 lines on purpose: every part of it (frames, segment reader, append, replay, ack) is in the
+poll loop's heap, and a module of its own costs live heap on the device (sockio.py's five small
+functions: ~500 B); the startup-only part, recovery, is queuerecover.py, unloaded after boot."""
 # On-flash layout, in dir/:
 #   <first seq, 8 hex>.q   append-only segment: frame* where frame = uvarint(len) body crc16(le);
 #                          the first frame is the schema (parameter codes, comma-separated), the
