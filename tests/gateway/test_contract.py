@@ -2,10 +2,15 @@
 
 import base64
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from edgemon import lineproto
 from edgemon.contract import (
     ContractError,
     Reading,
@@ -277,3 +282,66 @@ def test_event_parses_and_rejects():
 def test_payload_must_be_bytes():
     with pytest.raises(TypeError):
         parse_data('{"ts":1}')  # type: ignore[arg-type]
+
+
+# --- fuzz: nothing but ContractError escapes; what is accepted becomes valid line protocol ---
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+reading = st.fixed_dictionaries({"v": st.one_of(st.none(), st.floats(), st.integers(), st.text(max_size=3)),
+                                 "f": st.sampled_from(["N", "M", "X", ""])})
+record_like = st.fixed_dictionaries({
+    "ts": st.one_of(st.integers(TS - 10**12, TS + 10**12), st.floats(), st.text(max_size=3)),
+    "seq": st.one_of(st.integers(-5, 10**20), st.none()),
+    "readings": st.dictionaries(st.sampled_from(["w01018", "w21003", "x", "W01018"]), reading, max_size=3),
+}, optional={"clk": st.sampled_from(["ntp", "rtc", "none", "gps"]), "extra": json_values})
+
+
+def _check_accepted(records):
+    for r in records:
+        for line in lineproto.reading_lines("s", "n", r):
+            m = re.fullmatch(r'reading,node=n,param=[a-z]\d{5},site=s (value=([^,]+),)?flag="[NFMSDCTB]" (\d+)', line)
+            assert m, line
+            if m.group(2):
+                assert "." in m.group(2) or "e" in m.group(2)  # always a float
+                assert math.isfinite(float(m.group(2)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    record_like.map(lambda v: json.dumps(v).encode()),
+    st.lists(record_like, max_size=3).map(lambda b: json.dumps({"batch": b}).encode()),
+    st.text(max_size=200).map(lambda t: t.encode("utf-16")),
+))
+def test_fuzz_parser_never_crashes(payload):
+    for parse in (parse_data, parse_status):
+        try:
+            out = parse(payload)
+        except ContractError as exc:
+            assert exc.reason and len(exc.reason) < 400
+            continue
+        if parse is parse_data:
+            _check_accepted(out)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["deep", "long_string", "huge_number", "nan", "megabyte"]), st.integers(1, 5))
+def test_fuzz_hostile_shapes(kind, n):
+    payload = {
+        "deep": b'{"readings":' * (5000 * n) + b"1" + b"}" * (5000 * n),
+        "long_string": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1,"f":"' + b"N" * (100_000 * n) + b'"}}}',
+        "huge_number": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1' + b"0" * (1000 * n) + b',"f":"N"}}}',
+        "nan": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":NaN,"f":"N"}},"x":-Infinity}',
+        "megabyte": b'{"ts":1764000000000,"seq":1,"readings":{"w01018":{"v":1,"f":"N"}},"pad":"' + b"x" * (1 << 20) + b'"}',
+    }[kind]
+    try:
+        out = parse_data(payload)
+    except ContractError:
+        return
+    assert kind == "megabyte"  # valid JSON, extra members are ignored; the gateway caps size before parsing
+    _check_accepted(out)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from edgemon.contract import Reading, Record, Status, parse_data, parse_status
+from edgemon import lineproto
+from edgemon.contract import ContractError, Reading, Record, Status, parse_data, parse_status
 from edgemon.lineproto import (
     escape_key,
     escape_measurement,
@@ -102,3 +103,13 @@ def test_ingest_line():
     assert ingest_line("s", "n", lag_ms_last=120, lag_ms_max=900, records=5, time_ms=9) == (
         "ingest,node=n,site=s lag_ms_last=120.0,lag_ms_max=900.0,records=5.0 9"
     )
+
+
+def test_string_fields_cannot_smuggle_points_and_status_strings_are_checked():
+    line = lineproto.node_line("s1", "n1", parse_status(b'{"state":"online","fw":"1.0"}'), 1764000000000)
+    assert "\n" not in line
+    assert lineproto.escape_string_field('a"b\\c\nreading,site=x value=1\r') == '"a\\"b\\\\c\\nreading,site=x value=1\\r"'
+    with pytest.raises(ContractError, match="fw: expected a short printable string"):
+        parse_status(b'{"state":"online","fw":"x\\nreading,node=n1,param=w01018,site=k value=999.0 1"}')
+    with pytest.raises(ContractError, match="state: expected a short printable string"):
+        parse_status(b'{"state":"online\\r"}')
