@@ -1,4 +1,5 @@
-"""Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK, PINGREQ, DISCONNECT).
+"""Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK both ways, PINGREQ,
+DISCONNECT; SUBSCRIBE/SUBACK in mqttsub.py, loaded at connect only).
 Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
 import sockio
 import struct
@@ -251,21 +252,29 @@ class MQTTClient:
                 raise MQTTError("payload pieces do not add up to the announced length (%d off)" % -n)
             if not qos:
                 return 0
-            start = ticks_ms()
-            while True:
-                left = timeout_ms - ticks_diff(ticks_ms(), start)
-                if left <= 0:
-                    raise MQTTTimeout("no PUBACK for packet id %d within %d ms" % (pid, timeout_ms))
-                try:
-                    ptype, body = self._read_packet(left)
-                except MQTTTimeout:
-                    raise MQTTTimeout("no PUBACK for packet id %d within %d ms" % (pid, timeout_ms))
-                if ptype == PUBACK and len(body) == 2 and ((body[0] << 8) | body[1]) == pid:
-                    return pid
-                self._handle(ptype, body)
+            self._await(PUBACK, pid, timeout_ms)
+            return pid
         except Exception:
             self.close()
             raise
+
+    def _await(self, want, pid, timeout_ms):
+        """The body of the packet of type want (PUBACK here, SUBACK in mqttsub.py) for packet id pid;
+        every other packet that arrives first is handled as maintain() would. MQTTTimeout after
+        timeout_ms."""
+        start = ticks_ms()
+        while True:
+            left = timeout_ms - ticks_diff(ticks_ms(), start)
+            try:
+                if left <= 0:
+                    raise MQTTTimeout("")
+                ptype, body = self._read_packet(left)
+            except MQTTTimeout:
+                raise MQTTTimeout("no %s for packet id %d within %d ms"
+                                  % ("PUBACK" if want == PUBACK else "SUBACK", pid, timeout_ms))
+            if ptype == want and len(body) >= 2 and ((body[0] << 8) | body[1]) == pid:
+                return body
+            self._handle(ptype, body)
 
     def ping(self):
         self._send(PINGREQ_PACKET)
@@ -295,7 +304,7 @@ class MQTTClient:
             self._ping_sent = None
         elif ptype == _PUBLISH or ptype & 0xF0 == _PUBLISH:
             self._on_publish(ptype, body)
-        # Anything else (stray PUBACK of a timed-out publish, SUBACK) is ignored on purpose.
+        # Anything else (a stray PUBACK of a timed-out publish, a late SUBACK) is ignored on purpose.
 
     def _on_publish(self, hdr, body):
         tlen = (body[0] << 8) | body[1]

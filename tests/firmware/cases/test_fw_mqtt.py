@@ -1,6 +1,7 @@
 import mqtt
 from mqtt import (encode_remaining_length, decode_remaining_length, build_connect, build_publish,
-                  build_puback, MQTTConnectError, MQTTTimeout)
+                  build_puback, MQTTConnectError, MQTTError, MQTTTimeout)
+from mqttsub import build_subscribe, subscribe
 from fakes import raises, recv_available, loopback_client, close_loopback
 
 CONNACK_OK = b"\x20\x02\x00\x00"
@@ -97,5 +98,47 @@ def test_client_maintain_pings_and_disconnect():
         c.disconnect()
         assert recv_available(peer[0]) == b"\xe0\x00"
         assert not c.connected
+    finally:
+        close_loopback(c, srv, peer)
+
+
+def test_subscribe_packet():
+    assert build_subscribe(1, "a/b", 1) == b"\x82\x08\x00\x01\x00\x03a/b\x01"
+    assert build_subscribe(0x0102, "edge/v1/s/n/cmd", 0)[:4] == b"\x82\x14\x01\x02"
+
+
+def test_client_subscribe_gets_suback_and_the_messages_before_it():
+    # A retained QoS 1 message on the topic arrives before the SUBACK (as Mosquitto sends them).
+    retained = build_publish("edge/v1/s/n/cmd", b'{"id":"c1"}', 1, True, 0x0203)
+    c, srv, peer = loopback_client(CONNACK_OK + retained + b"\x90\x03\x00\x01\x01")
+    got = []
+    c.on_message = lambda topic, payload: got.append((topic, payload))
+    try:
+        c.connect()
+        assert subscribe(c, "edge/v1/s/n/cmd", 1) == 1
+        assert got == [("edge/v1/s/n/cmd", b'{"id":"c1"}')]
+        sent = recv_available(peer[0])
+        assert sent.endswith(build_subscribe(1, "edge/v1/s/n/cmd", 1) + b"\x40\x02\x02\x03")  # then its PUBACK
+        assert c.connected
+    finally:
+        close_loopback(c, srv, peer)
+
+
+def test_client_subscribe_refused_or_unanswered_closes():
+    c, srv, peer = loopback_client(CONNACK_OK + b"\x90\x03\x00\x01\x80")  # 0x80: the ACL said no
+    try:
+        c.connect()
+        e = raises(MQTTError, subscribe, c, "edge/v1/s/other/cmd")
+        assert "refused" in str(e) and "edge/v1/s/other/cmd" in str(e), str(e)
+        assert not c.connected
+    finally:
+        close_loopback(c, srv, peer)
+    c, srv, peer = loopback_client(CONNACK_OK + b"\x90\x03\x00\x07\x01", timeout_ms=200)  # another pid's
+    try:
+        c.connect()
+        e = raises(MQTTTimeout, subscribe, c, "t")
+        assert "no SUBACK for packet id 1" in str(e), str(e)
+        assert not c.connected
+        raises(MQTTError, subscribe, c, "t")  # closed: not connected
     finally:
         close_loopback(c, srv, peer)
