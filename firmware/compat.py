@@ -36,6 +36,8 @@ if IS_MP:
     def print_exc(e):
         sys.print_exception(e)
 else:
+    # CPython (tests, PC tools): the CPython half lives in host/, the folder that never reaches a device
+    sys.path.append(__file__[:-9] + "host")  # __file__ ends in "compat.py"
     from compat_cpython import ticks_ms, ticks_diff, ticks_add, sleep_ms, now_ms, mem_alloc, mem_free, print_exc, const
 
 

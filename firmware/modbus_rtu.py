@@ -1,5 +1,5 @@
 """Pure Modbus framing: PDUs for function codes 01-06 and 16, RTU frames with CRC-16 (timing on a
-serial line: rtu_timing.py; the analyzer's side: modbus_slave.py).
+serial line: rtu_timing.py; the analyzer's side, for tests and simulators: host/modbus_slave.py).
 No I/O here, so it is tested byte-for-byte under both interpreters."""
 import struct
 

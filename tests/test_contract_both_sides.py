@@ -11,6 +11,7 @@ import pytest
 
 FIRMWARE = str(Path(__file__).resolve().parents[1] / "firmware")
 sys.path.insert(0, FIRMWARE)
+sys.path.insert(1, str(Path(FIRMWARE) / "host"))  # record_tools: a host-side helper, never on a device
 import record as fw_record  # noqa: E402  (firmware module, run here under CPython)
 import record_tools as fw_tools  # noqa: E402
 

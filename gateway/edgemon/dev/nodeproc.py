@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from .fwmanifest import image_files
 from .procutil import child_kwargs
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -64,27 +65,32 @@ def mpy_cross_command() -> str:
 
 
 def build_mpy(root: Path | None = None) -> Path:
-    """firmware/*.py compiled with mpy-cross (plus profiles/) into <root>/<hash of the sources>/;
-    reused while the sources are unchanged. Built in a temporary directory and renamed into place,
-    so concurrent callers never see a half-built tree."""
+    """The files firmware/MANIFEST lists (every entry: the unix-port image), .py compiled with
+    mpy-cross and data copied, into <root>/<hash of the sources>/; reused while the sources are
+    unchanged. Built in a temporary directory and renamed into place, so concurrent callers never
+    see a half-built tree. A bad manifest raises fwmanifest.ManifestError naming its lines."""
     root = Path(root) if root else BUILD_ROOT
     tool = mpy_cross_command()
-    srcs = sorted(FIRMWARE_DIR.glob("*.py")) + sorted((FIRMWARE_DIR / "profiles").glob("*.json"))
+    files = image_files(FIRMWARE_DIR)
     h = hashlib.sha256(" ".join(_mpy_cross_args(Path("<stem>.py"))).encode() + tool.encode())
-    for f in srcs:
-        h.update(str(f.relative_to(FIRMWARE_DIR)).encode() + b"\0" + f.read_bytes())
+    for rel in files:
+        h.update(rel.encode() + b"\0" + (FIRMWARE_DIR / rel).read_bytes())
     out = root / h.hexdigest()[:16]
     if (out / "main.mpy").exists():
         return out
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
     try:
-        for f in sorted(FIRMWARE_DIR.glob("*.py")):
-            r = subprocess.run([tool, *_mpy_cross_args(f), "-o", str(tmp / (f.stem + ".mpy")), str(f)],
+        for rel in files:
+            f = FIRMWARE_DIR / rel
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            if f.suffix != ".py":
+                shutil.copyfile(f, tmp / rel)
+                continue
+            r = subprocess.run([tool, *_mpy_cross_args(f), "-o", str((tmp / rel).with_suffix(".mpy")), str(f)],
                                capture_output=True, text=True)
             if r.returncode:
-                raise RuntimeError(f"mpy-cross {f.name}: {r.stdout}{r.stderr}")
-        shutil.copytree(FIRMWARE_DIR / "profiles", tmp / "profiles")
+                raise RuntimeError(f"mpy-cross {rel}: {r.stdout}{r.stderr}")
         try:
             tmp.rename(out)
         except OSError:  # another process built the same sources first
