@@ -95,7 +95,7 @@ def test_reboot_with_a_backlog_in_a_64k_heap(tmp_path, mosquitto):  # noqa: F811
     once, signed, seq contiguous, and no MemoryError anywhere (the heap the issue names)."""
     import socket
     import subprocess
-    from edgemon.bench.firmware import BenchSlave, bench_node_config
+    from edgemon.bench.fwrig import BenchSlave, bench_node_config
     from edgemon.dev.nodeproc import firmware_command
 
     slave = BenchSlave()
@@ -144,7 +144,7 @@ def test_poll_loop_1000_cycles_in_a_64k_heap(tmp_path, mosquitto, written):  # n
     with no MemoryError and no error of any kind, and every record reaches the broker, once,
     signed, seq 1..1000."""
     import subprocess
-    from edgemon.bench.firmware import BenchSlave, bench_node_config, _profile_config
+    from edgemon.bench.fwrig import BenchSlave, bench_node_config, profile_config
     from edgemon.dev.nodeproc import firmware_command
 
     n = 1000
@@ -153,7 +153,7 @@ def test_poll_loop_1000_cycles_in_a_64k_heap(tmp_path, mosquitto, written):  # n
     try:
         cfg = _signed(bench_node_config(tmp_path, slave.port, mosquitto, 0.001))
         if written == "profiles":
-            cfg = _profile_config(cfg)
+            cfg = profile_config(cfg)
         argv, env = firmware_command("64k", cfg, "--cycles", str(n), mode="romfs")
         run = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
                              env=dict(os.environ, **env))

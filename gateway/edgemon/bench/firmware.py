@@ -15,132 +15,12 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from ..dev.nodeproc import FIRMWARE_DIR, build_mpy, build_romfs, micropython_command
-from ..dev.simulator import crc16 as _crc16
-
-# How the firmware is stored on the device: "romfs" = .mpy in a memory-mapped romfs partition,
-# bytecode executed in place (MicroPython >= 1.25; edgemon.dev.fwrom emulates the mapping); "mpy" = .mpy
-# files on LittleFS, loaded into the heap at import.
-MODE = "romfs"
-_ENV = {"PATH": "/usr/bin:/bin"}
-
-
-def _fw(mode: str, mpy: Path, heap: str, *args: str) -> tuple[list[str], dict]:
-    """argv and environment that run the firmware (or a probe script) stored the `mode` way."""
-    if mode == "romfs":
-        return ([sys.executable, "-m", "edgemon.dev.fwrom", str(build_romfs(mpy.parent)), "-X", f"heapsize={heap}",
-                 *args], dict(_ENV))
-    return [micropython_command(), "-X", f"heapsize={heap}", *args], dict(_ENV, MICROPYPATH=str(mpy))
-
-
-def _main_args(mode: str) -> list[str]:
-    return [str(FIRMWARE_DIR / "romboot.py")] if mode == "romfs" else ["-m", "main"]
-
-PARAMS = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000", "w21017", "a21026", "a21002", "a34013",
-          "a24088", "w01019", "w01020", "w21004", "w21005", "w21006", "w21007", "w21008", "w21009", "w21010"]
-class BenchSlave:
-    """Minimal Modbus RTU-over-TCP slave: FC03 from 10 registers (5 float32), any unit."""
-
-    def __init__(self):
-        self.regs = []
-        for i in range(5):
-            self.regs += list(struct.unpack(">HH", struct.pack(">f", 10.0 + i * 1.25)))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        buf = b""
-        while True:
-            try:
-                d = c.recv(256)
-            except OSError:
-                return
-            if not d:
-                return
-            buf += d
-            while len(buf) >= 8:
-                req, buf = buf[:8], buf[8:]
-                unit, fc, addr, n = struct.unpack(">BBHH", req[:6])
-                body = bytes([unit, fc, 2 * n]) + b"".join(struct.pack(">H", r) for r in self.regs[addr:addr + n])
-                crc = _crc16(body)
-                c.sendall(body + bytes([crc & 0xFF, crc >> 8]))
-
-    def stop(self):
-        self.sock.close()
-
-
-def _mosquitto(work: Path):
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    conf = work / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start")
-
-
-def bench_node_config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
-    analyzers = []
-    for a in range(4):
-        analyzers.append({
-            "name": f"an{a}", "transport": {"kind": "rtu_tcp", "host": "127.0.0.1", "port": slave_port},
-            "unit": a + 1, "timeout_ms": 1000,
-            "values": [{"param": PARAMS[a * 5 + i], "fc": 3, "addr": 2 * i, "type": "float32"} for i in range(5)]})
-    cfg = {"site": "bench", "node": "fw", "poll_s": poll_s, "state_dir": str(work / "state"),
-           "key": "5f" * 32, "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "timeout_ms": 2000},
-           "analyzers": analyzers}
-    p = work / "node.json"
-    p.write_text(json.dumps(cfg))
-    return p
-
-
-def _profile_config(cfg: Path) -> Path:
-    """The bench node (4 analyzers, 20 params on one bus) with its analyzers given as profiles and an
-    override, as field configs are written: cems_flue_gas 7 + energy_meter_3ph 5 + logger_multi 6
-    (its COD switched off) + cod_generic 1 = 19 params."""
-    d = json.loads(cfg.read_text())
-    t = d["analyzers"][0]["transport"]
-    d["analyzers"] = [
-        {"name": "cems", "transport": t, "unit": 1, "timeout_ms": 1000, "profile": "cems_flue_gas"},
-        {"name": "em", "transport": t, "unit": 2, "timeout_ms": 1000, "profile": "energy_meter_3ph"},
-        {"name": "logger", "transport": t, "unit": 3, "timeout_ms": 1000, "profile": "logger_multi",
-         "override": {"w01018": {"off": True}}},
-        {"name": "cod", "transport": t, "unit": 4, "timeout_ms": 1000, "profile": "cod_generic"}]
-    p = cfg.with_name("node-profiles.json")
-    p.write_text(json.dumps(d))
-    return p
-
-
-def _run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900, mode: str = MODE):
-    t0 = time.perf_counter()
-    argv, env = _fw(mode, mpy, heap, *_main_args(mode), str(cfg), "--cycles", str(cycles))
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(cfg.parent), env=env)
-    return r, time.perf_counter() - t0
-
+from ..dev.nodeproc import FIRMWARE_DIR, build_mpy
+from .fwrig import (MODE, PARAMS, BenchSlave, bench_node_config, fw_argv, heap_run, main_args, profile_config,
+                    run_fw, start_mosquitto)
 
 _PROBE = """
 import gc, os, sys
@@ -198,7 +78,7 @@ print("txn_us %.1f raw_us %.1f" % (fw, raw))
 def _transaction_us(mpy: Path, work: Path, slave_port: int, n: int = 2000) -> tuple[float, float] | None:
     probe = work / "probe_txn.py"
     probe.write_text(_TXN_PROBE)
-    argv, env = _fw(MODE, mpy, "64k", str(probe), str(slave_port), str(n))
+    argv, env = fw_argv(MODE, mpy, "64k", str(probe), str(slave_port), str(n))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
     m = re.search(r"^txn_us ([\d.]+) raw_us ([\d.]+)$", r.stdout, re.M)
     return (float(m.group(1)), float(m.group(2))) if m else None
@@ -209,25 +89,10 @@ def _code_bytes(mpy: Path, work: Path, modules: list[str], mode: str = MODE) -> 
     modules = [m for m in modules if m not in ("__main__", "main", "romboot")]  # main would run the node
     probe = work / "probe_code.py"
     probe.write_text(_PROBE)
-    argv, env = _fw(mode, mpy, "256k", str(probe), ",".join(modules))
+    argv, env = fw_argv(mode, mpy, "256k", str(probe), ",".join(modules))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     m = re.search(r"^code (\d+)$", r.stdout, re.M)
     return int(m.group(1)) if m else None
-
-
-def _heap_run(mpy: Path, cfg: Path, work: Path, heap: str, cycles: int, mode: str = MODE) -> dict:
-    shutil.rmtree(work / "state", ignore_errors=True)
-    r, wall = _run_fw(mpy, cfg, heap, cycles, mode=mode)
-    out = r.stdout + r.stderr
-    peaks = [int(x) for x in re.findall(r"heap_peak=(\d+)", r.stdout)]
-    live = [int(x) for x in re.findall(r" heap_live=(\d+)", r.stdout)]
-    started = re.search(r"^started: heap_live=(\d+) modules=(\S+)$", r.stdout, re.M)
-    ok = r.returncode == 0 and "MemoryError" not in out and len(peaks) == cycles
-    return {"ok": ok, "peak": max(peaks) if peaks else None, "live": max(live) if live else None,
-            "start_live": int(started.group(1)) if started else None,
-            "modules": started.group(2).split(",") if started else [], "wall_s": wall,
-            "memory_errors": out.count("MemoryError"), "cycles": len(peaks),
-            "tail": "" if ok else out[-600:]}
 
 
 def _bytes_per_record(work: Path) -> float:
@@ -255,7 +120,7 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     dead_port = dead.getsockname()[1]
     dead.close()
     shutil.rmtree(work / "state", ignore_errors=True)
-    fill, _ = _run_fw(mpy, bench_node_config(work, slave_port, dead_port, 0.001), "256k", records)
+    fill, _ = run_fw(mpy, bench_node_config(work, slave_port, dead_port, 0.001), "256k", records)
     if fill.returncode != 0:
         return {"error": "fill failed: " + (fill.stdout + fill.stderr)[-300:]}
     import paho.mqtt.client as paho
@@ -278,11 +143,13 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     sub.loop_start()
     time.sleep(0.3)
     log = work / f"replay-{heap}-{records}.log"
-    t0 = time.perf_counter()
-    argv, env = _fw(MODE, mpy, heap, *_main_args(MODE), str(bench_node_config(work, slave_port, mqtt_port, 10)),
-                    "--cycles", "2")
-    proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     limit = 300
+    t0 = time.perf_counter()
+    # enough 10-s cycles to outlive the limit: the node is stopped once the last record arrived, so a
+    # slow replay is measured, not cut off when its cycles run out
+    argv, env = fw_argv(MODE, mpy, heap, *main_args(MODE), str(bench_node_config(work, slave_port, mqtt_port, 10)),
+                        "--cycles", str(limit // 10 + 2))
+    proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     while len(seqs) < records and time.perf_counter() - t0 < limit and proc.poll() is None:
         time.sleep(0.01)  # (a node that died at boot will not send the rest: no point waiting)
     proc.kill()  # our child, by PID
@@ -308,7 +175,7 @@ def run(results: dict) -> None:
         work = Path(tmp)
         mpy = build_mpy(work / "build")  # the .mpy the device would run (nodeproc.build_mpy)
         slave = BenchSlave()
-        broker, mport = _mosquitto(work)
+        broker, mport = start_mosquitto(work)
         try:
             bpr = _bytes_per_record(work)
             fw["bytes_per_record"] = round(bpr, 1)
@@ -323,7 +190,7 @@ def run(results: dict) -> None:
             cfg = bench_node_config(work, slave.port, mport, 0.001)
             tried = {}
             for heap in HEAPS:
-                run1 = _heap_run(mpy, cfg, work, heap, 1000)
+                run1 = heap_run(mpy, cfg, work, heap, 1000)
                 tried[heap] = run1["ok"]
                 print(f"  heap {heap}: {'1000 cycles, no MemoryError' if run1['ok'] else 'FAILED'}"
                       f" peak={run1['peak']} live={run1['live']} ({run1['wall_s']:.1f} s)", flush=True)
@@ -345,7 +212,7 @@ def run(results: dict) -> None:
             fw["heaps_tried"] = tried
             # The same with the .mpy loaded into the heap (files on LittleFS, no romfs partition).
             for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
-                alt = _heap_run(mpy, cfg, work, heap, 1000, mode="mpy")
+                alt = heap_run(mpy, cfg, work, heap, 1000, mode="mpy")
                 print(f"  (.mpy in heap) heap {heap}: {'1000 cycles, no MemoryError' if alt['ok'] else 'FAILED'}"
                       f" peak={alt['peak']} live={alt['live']}", flush=True)
                 if alt["ok"]:
@@ -353,14 +220,14 @@ def run(results: dict) -> None:
                     fw["heap_live_bytes_mpy_in_heap"] = alt["live"]
                     break
             # The same run at a roomy heap: peak and live without GC pressure.
-            roomy = _heap_run(mpy, cfg, work, "256k", 1000)
+            roomy = heap_run(mpy, cfg, work, "256k", 1000)
             fw["heap_live_bytes_256k"] = roomy["live"]
             # The same node as a technician writes it: analyzers given as profiles (the profile
             # code and its names join the heap at startup): the smallest heap that holds it, from
             # the one that held the loop upwards.
-            pcfg = _profile_config(cfg)
+            pcfg = profile_config(cfg)
             for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
-                prof = _heap_run(mpy, pcfg, work, heap, 1000)
+                prof = heap_run(mpy, pcfg, work, heap, 1000)
                 print(f"  profiles config at {heap}: {'1000 cycles, no MemoryError' if prof['ok'] else 'FAILED'}"
                       f" peak={prof['peak']} live={prof['live']}", flush=True)
                 if prof["ok"]:
