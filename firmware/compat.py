@@ -38,7 +38,11 @@ if IS_MP:
 else:
     # CPython (tests, PC tools): the CPython half lives in host/, the folder that never reaches a device
     sys.path.append(__file__[:-9] + "host")  # __file__ ends in "compat.py"
-    from compat_cpython import ticks_ms, ticks_diff, ticks_add, sleep_ms, now_ms, mem_alloc, mem_free, print_exc, const
+    # imported by a long string: an import statement would intern the name on the device too
+    mod = __import__("compat_cpython")
+    ticks_ms, ticks_diff, ticks_add, sleep_ms = mod.ticks_ms, mod.ticks_diff, mod.ticks_add, mod.sleep_ms
+    now_ms, mem_alloc, mem_free, print_exc, const = mod.now_ms, mod.mem_alloc, mod.mem_free, mod.print_exc, mod.const
+    del mod
 
 
 def collect():

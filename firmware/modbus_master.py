@@ -1,11 +1,17 @@
 """Modbus master: request/response exchanges over a byte transport, RTU or Modbus TCP framing,
 with retries and per-caller health counters. The transport does the I/O; framing lives here."""
-from compat import ticks_ms, ticks_diff
+from compat import ticks_ms, ticks_diff, const
 from modbus_rtu import (ModbusException, FrameError, build_request, request_pdu, rtu_response_length,
                         parse_rtu_response, parse_pdu)
 
 # Indexes into a health list [ok, timeouts, bad frames (any), exceptions, of the bad frames: CRC errors].
-OK, TIMEOUTS, BAD_FRAMES, EXCEPTIONS, CRC_ERRORS = 0, 1, 2, 3, 4
+# The health counters' slots (analyzer.health_json writes them in this order); const(): each
+# module-level name is an interned name for good on the device, a const() one is folded away.
+_OK = const(0)
+_TIMEOUTS = const(1)
+_BAD_FRAMES = const(2)
+_EXCEPTIONS = const(3)
+_CRC_ERRORS = const(4)
 
 
 class ModbusTimeout(Exception):
@@ -54,35 +60,35 @@ class ModbusMaster:
             try:
                 r = self._once(unit, fc, addr, arg, timeout_ms)
                 if health is not None:
-                    health[OK] += 1
+                    health[_OK] += 1
                 return r
             except ModbusException as e:
                 # 0x0A/0x0B: a serial server or TCP gateway saying the analyzer behind it did not
                 # answer (path unavailable, target failed to respond): silence, not a device fault.
                 if e.args[0] != 10 and e.args[0] != 11:
                     if health is not None:
-                        health[EXCEPTIONS] += 1
+                        health[_EXCEPTIONS] += 1
                     raise
                 if health is not None:
-                    health[TIMEOUTS] += 1
+                    health[_TIMEOUTS] += 1
                 if attempt >= retries:
                     raise ModbusTimeout("gateway exception %d" % e.args[0])
             except FrameError as e:
                 if health is not None:
-                    health[BAD_FRAMES] += 1
+                    health[_BAD_FRAMES] += 1
                     if e.args[0] == "bad CRC":  # modbus_rtu's CRC check: line noise, not a wrong device
-                        health[CRC_ERRORS] += 1
+                        health[_CRC_ERRORS] += 1
                 e = None
                 if attempt >= retries:
                     raise
             except ModbusTimeout:
                 if health is not None:
-                    health[TIMEOUTS] += 1
+                    health[_TIMEOUTS] += 1
                 if attempt >= retries:
                     raise
             except OSError:
                 if health is not None:
-                    health[TIMEOUTS] += 1
+                    health[_TIMEOUTS] += 1
                 try:
                     self.transport.close()
                 except Exception:

@@ -3,7 +3,6 @@ serial line: rtu_timing.py; the analyzer's side, for tests and simulators: host/
 No I/O here, so it is tested byte-for-byte under both interpreters."""
 import struct
 
-READ_FCS = (1, 2, 3, 4)
 FCS = (1, 2, 3, 4, 5, 6, 16)
 
 

@@ -1,5 +1,5 @@
 """Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK both ways, PINGREQ,
-DISCONNECT; SUBSCRIBE/SUBACK in mqttsub.py, loaded at connect only).
+DISCONNECT; SUBSCRIBE/SUBACK in cmdchan.py, loaded at connect only).
 Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
 import sockio
 import struct
@@ -10,7 +10,7 @@ _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 PUBACK = const(0x40)
 _PINGREQ = const(0xC0)
-PINGRESP = const(0xD0)
+_PINGRESP = const(0xD0)
 DISCONNECT = const(0xE0)
 
 # One message per kind of failure, shared (each distinct long string is a heap object on the device).
@@ -126,10 +126,6 @@ def build_puback(pid):
     return bytes([PUBACK, 2, pid >> 8, pid & 0xFF])
 
 
-PINGREQ_PACKET = b"\xc0\x00"
-DISCONNECT_PACKET = b"\xe0\x00"
-
-
 # The plain-TCP connection (TCP_NODELAY on); a socket_factory with the same signature may wrap it.
 default_socket_factory = sockio.open_tcp
 
@@ -192,7 +188,7 @@ class MQTTClient:
         """Clean shutdown: the broker discards the last will."""
         if self.sock is not None:
             try:
-                self._send(DISCONNECT_PACKET)
+                self._send(b"\xe0\x00")  # DISCONNECT (inline: each module global is an interned name)
             except Exception:
                 pass
         self.close()
@@ -259,7 +255,7 @@ class MQTTClient:
             raise
 
     def _await(self, want, pid, timeout_ms):
-        """The body of the packet of type want (PUBACK here, SUBACK in mqttsub.py) for packet id pid;
+        """The body of the packet of type want (PUBACK here, SUBACK in cmdchan.py) for packet id pid;
         every other packet that arrives first is handled as maintain() would. MQTTTimeout after
         timeout_ms."""
         start = ticks_ms()
@@ -270,14 +266,13 @@ class MQTTClient:
                     raise MQTTTimeout("")
                 ptype, body = self._read_packet(left)
             except MQTTTimeout:
-                raise MQTTTimeout("no %s for packet id %d within %d ms"
-                                  % ("PUBACK" if want == PUBACK else "SUBACK", pid, timeout_ms))
+                raise MQTTTimeout("no ack (packet type 0x%02x) for packet id %d within %d ms" % (want, pid, timeout_ms))
             if ptype == want and len(body) >= 2 and ((body[0] << 8) | body[1]) == pid:
                 return body
             self._handle(ptype, body)
 
     def ping(self):
-        self._send(PINGREQ_PACKET)
+        self._send(b"\xc0\x00")  # PINGREQ
         if self._ping_sent is None:
             self._ping_sent = ticks_ms()
 
@@ -300,7 +295,7 @@ class MQTTClient:
             raise
 
     def _handle(self, ptype, body):
-        if ptype == PINGRESP:
+        if ptype == _PINGRESP:
             self._ping_sent = None
         elif ptype == _PUBLISH or ptype & 0xF0 == _PUBLISH:
             self._on_publish(ptype, body)

@@ -177,6 +177,16 @@ class Node:
                 return
             m.will = None  # the broker holds it now (a new one is built for the next connection)
             self.mqtt_backoff.succeeded()
+            self._feed()
+            try:  # the command channel, this connection's (clean session: the broker forgets it)
+                call_once("cmdchan", "subscribe", m, self.status_topic[:-6] + "cmd", 1)
+            except Exception as e:  # refused by the ACL: the link stays up, data still flows
+                if isinstance(e, MemoryError):
+                    m.close()  # no command channel on this link: try again with the next one
+                if not m.connected:
+                    self._link_failed("cmd", e)
+                    return
+                self._error("cmd", e)
             self._status_due = True  # fresh session: announce online (retained) at once
             self._feed()  # at most one MQTT exchange between two feeds (config.py checks its timeout)
         try:
@@ -197,6 +207,9 @@ class Node:
                 else:  # tried again in 5 s, not at the next period: the retained status says offline
                     self._last_status = ticks_add(now, 5000 - self.status_ms)
             self._events()
+            while self._cmd:  # commands, oldest first; their code is loaded for them only
+                call_once("cmdchan", "run", self, self._cmd.pop(0))
+                self._feed()
             start = ticks_ms()
             while len(self.queue):
                 self._publish_next()
@@ -309,6 +322,14 @@ class Node:
         else:
             h.update(b"]}")
             yield b"]" + sig_tail(self.mac.end(h))
+
+    def on_message(self, topic, payload):
+        # A command (the node subscribes to its cmd topic only), from inside the MQTT client's
+        # reads (during a publish, say): only queued here, run by the loop (cmdchan.run).
+        if len(self._cmd) < 4:
+            self._cmd.append(payload)
+        else:  # the sender gets no ack and may send it again
+            self._error("cmd", OverflowError("4 commands waiting, one dropped"))
 
     def _link_failed(self, where, e):
         self.mqtt.close()

@@ -74,7 +74,7 @@ def init_node(self, config, hw, mqtt_client, log, Analyzer):
     self.queue = self.mqtt = self.mac = self.event_topic = self.batch_max = self.batch_bytes = None
     self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
-    self._rows = self._cn = None
+    self._rows = self._cn = self._cmd = None
     self.hw = hw
     self.log = log
     site = config["site"]
@@ -143,6 +143,9 @@ def init_node(self, config, hw, mqtt_client, log, Analyzer):
         m.get("user"), m.get("password"), m.get("keepalive", 60), m.get("clean_session", True),
         will=None, timeout_ms=int(m.get("timeout_ms", 5000)),
         socket_factory=getattr(hw, "mqtt_socket_factory", None))
+    # Commands from the cmd topic wait here (payloads) until the loop runs them (cmdchan.py)
+    self._cmd = []
+    self.mqtt.on_message = self.on_message
     self.cycles = 0
     self.errors = 0
     self.sent = 0

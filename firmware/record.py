@@ -123,5 +123,3 @@ def offline(cn):
     connection cn = [boot, connection]: the gateway believes it only for that connection."""
     return ('{"state":"offline","cn":[%d,%d]}' % (cn[0], cn[1])).encode()
 
-
-OFFLINE = b'{"state":"offline"}'  # firmware 0.2's will, without a connection id (tests, tools)

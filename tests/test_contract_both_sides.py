@@ -47,7 +47,7 @@ def test_firmware_status_is_accepted_by_the_gateway():
     st = contract.parse_status(fw_record.build_status(120, 60000, 68000, 3, clk="ntp", rssi=-61))
     assert (st.state, st.fw, st.up, st.heap, st.rssi, st.queue, st.clk) == (
         "online", fw_record.FW_VERSION, 120, 60000, -61, 3, "ntp")
-    assert contract.parse_status(fw_record.OFFLINE).state == "offline"
+    assert contract.parse_status(fw_tools.OFFLINE).state == "offline"
 
 
 def test_signature_hook_matches_the_gateways_split_rule():

@@ -40,3 +40,6 @@ def build_record_rows(ts_ms, seq, clk, params, rows):
 def build_batch(records):
     """{"batch":[record,...]} from record bytes (unsigned: DESIGN says records in a batch carry no sig)."""
     return b'{"batch":[' + b",".join(records) + b"]}"
+
+
+OFFLINE = b'{"state":"offline"}'  # firmware 0.2's will, without a connection id (tests, tools)

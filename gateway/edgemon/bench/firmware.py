@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..dev.nodeproc import FIRMWARE_DIR, build_mpy
+from .fwcmd import command_run
 from .fwrig import (MODE, PARAMS, BenchSlave, bench_node_config, fw_argv, heap_run, main_args, profile_config,
                     run_fw, start_mosquitto)
 
@@ -236,6 +237,18 @@ def run(results: dict) -> None:
                     fw["profiles_config_heap_peak_bytes"] = prof["peak"]
                     fw["profiles_config_heap_live_bytes"] = prof["live"]
                     break
+            # The command channel: the loop with signed commands arriving, from the loop's heap up.
+            for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
+                cr = command_run(mpy, cfg, work, heap, mport)
+                print(f"  commands at {heap}: {'ok' if cr['ok'] else 'FAILED'} acks {cr['acks_ok']}/{cr['commands']}"
+                      f" peak={cr['peak']} ack p50 {cr['ack_p50_ms']} ms max {cr['ack_max_ms']} ms", flush=True)
+                if cr["ok"]:
+                    fw["commands_heap_needed"] = heap
+                    fw["commands_runs_in_64k"] = int(heap[:-1]) <= 64
+                    fw["commands_heap_peak_bytes"] = cr["peak"]
+                    fw["command_ack_p50_ms"] = cr["ack_p50_ms"]
+                    fw["command_ack_max_ms"] = cr["ack_max_ms"]
+                    break
 
             # Replay: a day's backlog, both readings of "a day": 8,640 records (10-s poll) and 1,440
             # records (1-min poll), measured end to end (not extrapolated), at the smallest heap that
@@ -280,6 +293,8 @@ def run(results: dict) -> None:
             ("  heap live after gc.collect, max over cycles", fw.get("heap_live_bytes"), "bytes"),
             ("  of which code (the node's modules, from ROMFS)", fw.get("code_bytes_in_heap"), "bytes"),
             ("smallest heap, analyzers given as profiles (19 params)", fw.get("profiles_config_heap_needed"), ""),
+            ("smallest heap, loop with signed commands arriving (cmd -> ack)", fw.get("commands_heap_needed"), ""),
+            ("  command publish -> its ack at the sender, p50", fw.get("command_ack_p50_ms"), "ms"),
             ("  heap live after gc.collect there", fw.get("profiles_config_heap_live_bytes"), "bytes"),
             ("same, .mpy loaded into the heap (LittleFS): smallest heap", fw.get("heap_size_needed_mpy_in_heap"), ""),
             ("  heap live after gc.collect there", fw.get("heap_live_bytes_mpy_in_heap"), "bytes"),

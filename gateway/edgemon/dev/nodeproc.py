@@ -28,6 +28,7 @@ from .procutil import child_kwargs
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 DEFAULT_HEAP = "128k"
+RESET_EXIT = 75  # firmware/hw_unix.py UnixHW.reset(): the PC's stand-in for a board reset
 BUILD_ROOT = REPO_ROOT / "build" / "firmware-mpy"
 # Line-number tables are left out of the bytecode: they cost heap on the device and the node logs
 # exceptions as "Type: message" without a traceback anyway.
@@ -204,34 +205,53 @@ class FirmwareProcess:
         self.proc: subprocess.Popen | None = None
         self.lines: deque[str] = deque(maxlen=2000)
         self.heap_peak = 0
+        self.resets = 0  # times the node asked for a reset (exit 75) and was started again
+        self._stopping = False
         self._reader: threading.Thread | None = None
 
     def start(self) -> "FirmwareProcess":
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config, indent=2))
         os.chmod(self.config_path, 0o600)  # it holds the node's broker password
-        cmd, env = firmware_command(self.heapsize, self.config_path, mode=self.mode, from_source=self.from_source)
-        self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
+        self._stopping = False
+        self._spawn()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         return self
 
+    def _spawn(self):
+        cmd, env = firmware_command(self.heapsize, self.config_path, mode=self.mode, from_source=self.from_source)
+        self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
+
     def _read(self):
         with open(self.log_path, "a") as logf:
-            for line in self.proc.stdout:
-                logf.write(line)
-                logf.flush()
-                line = line.rstrip("\n")
-                self.lines.append(line)
-                m = _HEAP_PEAK.search(line)
-                if m:
-                    self.heap_peak = max(self.heap_peak, int(m.group(1)))
+            while True:
+                for line in self.proc.stdout:
+                    logf.write(line)
+                    logf.flush()
+                    line = line.rstrip("\n")
+                    self.lines.append(line)
+                    m = _HEAP_PEAK.search(line)
+                    if m:
+                        self.heap_peak = max(self.heap_peak, int(m.group(1)))
+                # The unix port cannot reset itself: a node that asks for one (a reboot command)
+                # exits with RESET_EXIT and is started again here, on the same state, as a board boots.
+                if self.proc.wait() != RESET_EXIT or self._stopping:
+                    return
+                self.resets += 1
+                logf.write(f"(runner) reset requested (exit {RESET_EXIT}): starting the firmware again\n")
+                self._spawn()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        """Running, or exited for a reset that the reader is about to start again."""
+        if self.proc is None:
+            return False
+        rc = self.proc.poll()
+        return rc is None or (rc == RESET_EXIT and not self._stopping)
 
     def stop(self, timeout_s: float = 5.0):
+        self._stopping = True
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -246,6 +266,7 @@ class FirmwareProcess:
 
     def kill(self):
         """Like pulling the power: SIGKILL, no chance to clean up."""
+        self._stopping = True
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=5)

@@ -114,6 +114,8 @@ class FakeMQTT:
         self.connects = 0
         self.will = None  # set by the node before each connect, as on the real client
         self.wills = []  # the will each successful connect carried
+        self.subscribes = []  # SUBSCRIBE packets, as sent
+        self.on_message = None
 
     def connect(self):
         if self.fail_connect:
@@ -147,6 +149,33 @@ class FakeMQTT:
 
     def disconnect(self):
         self.connected = False
+
+    # What cmdchan.subscribe uses of the real client: each SUBSCRIBE is kept, and granted at QoS 1
+    # unless refuse_subscribe (a SUBACK 0x80: the broker's ACL said no).
+    timeout_ms = 1000
+    refuse_subscribe = False
+
+    @property
+    def sock(self):
+        return True if self.connected else None
+
+    def _next_pid(self):
+        return 7
+
+    def _send(self, packet):
+        self.subscribes.append(bytes(packet))
+
+    def _await(self, want, pid, timeout_ms):
+        assert want == 0x90 and pid == 7, (want, pid)
+        return bytes([0, 7, 0x80 if self.refuse_subscribe else 1])
+
+    def subscribed(self):
+        """The topic filters subscribed so far, in order (from the SUBSCRIBE packets sent)."""
+        out = []
+        for p in self.subscribes:
+            n = (p[4] << 8) | p[5]
+            out.append(p[6:6 + n].decode())
+        return out
 
     def data(self):
         return [p for p in self.published if p[0].endswith("/data")]

@@ -1,7 +1,7 @@
 import mqtt
 from mqtt import (encode_remaining_length, decode_remaining_length, build_connect, build_publish,
                   build_puback, MQTTConnectError, MQTTError, MQTTTimeout)
-from mqttsub import build_subscribe, subscribe
+from cmdchan import subscribe
 from fakes import raises, recv_available, loopback_client, close_loopback
 
 CONNACK_OK = b"\x20\x02\x00\x00"
@@ -65,7 +65,7 @@ def test_client_puback_timeout_closes():
     try:
         c.connect()
         e = raises(MQTTTimeout, c.publish, "t", b"x", 1)  # PUBACK for another packet id only
-        assert "PUBACK" in str(e)
+        assert "packet type 0x40" in str(e)  # a PUBACK
         assert not c.connected
     finally:
         close_loopback(c, srv, peer)
@@ -102,9 +102,33 @@ def test_client_maintain_pings_and_disconnect():
         close_loopback(c, srv, peer)
 
 
+class _PacketsOnly:
+    """What subscribe() uses of a client, keeping the bytes it sends (the SUBACK always grants)."""
+
+    sock = True
+    timeout_ms = 100
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.sent = []
+
+    def _next_pid(self):
+        return self.pid
+
+    def _send(self, data):
+        self.sent.append(bytes(data))
+
+    def _await(self, want, pid, timeout_ms):
+        assert want == 0x90 and pid == self.pid
+        return bytes([pid >> 8, pid & 0xFF, 1])
+
+
 def test_subscribe_packet():
-    assert build_subscribe(1, "a/b", 1) == b"\x82\x08\x00\x01\x00\x03a/b\x01"
-    assert build_subscribe(0x0102, "edge/v1/s/n/cmd", 0)[:4] == b"\x82\x14\x01\x02"
+    c = _PacketsOnly(1)
+    assert subscribe(c, "a/b", 1) == 1 and c.sent == [b"\x82\x08\x00\x01\x00\x03a/b\x01"]
+    c = _PacketsOnly(0x0102)
+    subscribe(c, "edge/v1/s/n/cmd", 0)
+    assert c.sent[0][:4] == b"\x82\x14\x01\x02" and c.sent[0][-1] == 0
 
 
 def test_client_subscribe_gets_suback_and_the_messages_before_it():
@@ -118,26 +142,26 @@ def test_client_subscribe_gets_suback_and_the_messages_before_it():
         assert subscribe(c, "edge/v1/s/n/cmd", 1) == 1
         assert got == [("edge/v1/s/n/cmd", b'{"id":"c1"}')]
         sent = recv_available(peer[0])
-        assert sent.endswith(build_subscribe(1, "edge/v1/s/n/cmd", 1) + b"\x40\x02\x02\x03")  # then its PUBACK
+        assert sent.endswith(b"\x82\x14\x00\x01\x00\x0fedge/v1/s/n/cmd\x01" + b"\x40\x02\x02\x03")  # then its PUBACK
         assert c.connected
     finally:
         close_loopback(c, srv, peer)
 
 
-def test_client_subscribe_refused_or_unanswered_closes():
+def test_client_subscribe_refused_keeps_the_link_unanswered_closes():
     c, srv, peer = loopback_client(CONNACK_OK + b"\x90\x03\x00\x01\x80")  # 0x80: the ACL said no
     try:
         c.connect()
         e = raises(MQTTError, subscribe, c, "edge/v1/s/other/cmd")
         assert "refused" in str(e) and "edge/v1/s/other/cmd" in str(e), str(e)
-        assert not c.connected
+        assert c.connected  # the node goes on publishing without its command channel
     finally:
         close_loopback(c, srv, peer)
     c, srv, peer = loopback_client(CONNACK_OK + b"\x90\x03\x00\x07\x01", timeout_ms=200)  # another pid's
     try:
         c.connect()
         e = raises(MQTTTimeout, subscribe, c, "t")
-        assert "no SUBACK for packet id 1" in str(e), str(e)
+        assert "no ack (packet type 0x90) for packet id 1" in str(e), str(e)
         assert not c.connected
         raises(MQTTError, subscribe, c, "t")  # closed: not connected
     finally:

@@ -1,7 +1,7 @@
 import json
 import struct
-from record import build_status, format_number, append_member, OFFLINE, offline
-from record_tools import build_record
+from record import build_status, format_number, append_member, offline
+from record_tools import OFFLINE, build_record
 
 
 def _f32(x):

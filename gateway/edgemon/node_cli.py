@@ -1,0 +1,144 @@
+"""`edgemon node ...`: the technician's and operator's commands for one node. `node cmd` sends a
+signed command on the node's cmd topic and waits for its signed ack (commands.py has the payloads).
+
+Exit codes (for scripts): 0 the node ran it; 1 bad configuration (gateway.toml, keys); 2 bad usage;
+3 the node refused it (the reason is printed); 4 no ack in time (node offline, or no subscription)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+EXIT_REFUSED = 3
+EXIT_NO_ACK = 4
+
+
+@click.group()
+def node():
+    """Commands for one node (site/node as in its topics)."""
+
+
+def _load_gateway(config: Path):
+    from .config import load
+    from .configschema import ConfigError, report
+
+    try:
+        return load(config).gateway
+    except ConfigError as exc:
+        raise click.ClickException(report(exc)) from None
+
+
+def _connect(cfg, suffix: str):
+    import paho.mqtt.client as paho
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{cfg.client_id}-{suffix}-{os.getpid()}",
+                         clean_session=True)
+    if cfg.mqtt_user:
+        client.username_pw_set(cfg.mqtt_user, cfg.mqtt_password)
+    try:
+        client.connect(cfg.mqtt_host, cfg.mqtt_port, keepalive=30)
+    except OSError as exc:
+        raise click.ClickException(f"broker {cfg.mqtt_host}:{cfg.mqtt_port} (gateway.toml [mqtt]): {exc}") from None
+    return client
+
+
+@node.command("cmd", epilog="""\b
+Examples:
+  edgemon node cmd --config /etc/edgemon/gateway.toml qd-plant node01 time
+  edgemon node cmd --config gateway.toml qd-plant node01 time --arg sync=true
+  edgemon node cmd --config gateway.toml qd-plant node01 reboot --expires 30 --wait 60
+Ops: time (the node's clock; sync=true runs NTP first), status (retained status now), reboot.
+Exit codes: 0 done, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no ack in time.""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker, the keys file, the state folder (commands.jsonl)")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.argument("op")
+@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE",
+              help="an argument of the op (JSON values: true, 3, \"text\"); repeatable")
+@click.option("--expires", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="seconds the command stays valid; the node refuses it after")
+@click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds to wait for the node's ack")
+@click.option("--json", "as_json", is_flag=True, help="print the ack as JSON")
+def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...], expires: float, wait: float,
+        as_json: bool):
+    """Send a signed command to SITE/NODE and wait for its ack."""
+    from . import commands as c
+    from .contract import ID_RE, ContractError
+
+    for what, value in (("SITE", site), ("NODE", node_name)):
+        if not ID_RE.fullmatch(value):
+            raise click.UsageError(f"{what} {value!r}: letters, digits, _ and - (1-64 characters)")
+    if op not in c.OPS:
+        raise click.UsageError(f"op {op!r}: one of {', '.join(sorted(c.OPS))}")
+    try:
+        cargs = c.parse_args(args)
+    except ValueError as exc:
+        raise click.UsageError(f"--arg {exc}") from None
+    cfg = _load_gateway(config)
+    key = (cfg.keys or {}).get(f"{site}/{node_name}")
+    if key is None:
+        raise click.ClickException(f"{config}: no key for {site}/{node_name} in trust.keys_file; "
+                                   f"fix: add the node's key there (commands are signed with it)")
+    log = c.CommandLog(cfg.state_dir)
+    now = int(time.time() * 1000)
+    cid = c.next_id(log.last_id(site, node_name), now)
+    payload = c.build_command(cid, op, cargs, now + int(expires * 1000), key)
+
+    got: list = []
+    forged: list[str] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(client, userdata, msg):
+        try:
+            a = c.parse_ack(msg.payload, key)
+        except ContractError as exc:
+            forged.append(str(exc))
+            return
+        if a.id == cid:
+            got.append(a)
+            done.set()
+
+    client = _connect(cfg, "cmd")
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.subscribe(c.ack_topic(site, node_name), qos=1)
+    client.loop_start()
+    try:
+        if not subscribed.wait(10):
+            raise click.ClickException(f"broker {cfg.mqtt_host}:{cfg.mqtt_port}: no SUBACK for "
+                                       f"{c.ack_topic(site, node_name)} within 10 s")
+        log.append({"t": now, "site": site, "node": node_name, "id": cid, "cmd": op, "args": cargs,
+                    "exp": now + int(expires * 1000), "sent": True})
+        client.publish(c.cmd_topic(site, node_name), payload, qos=1).wait_for_publish(10)
+        done.wait(wait)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    for reason in forged:
+        click.echo(f"ignored an ack on {c.ack_topic(site, node_name)}: {reason}", err=True)
+    if not got:
+        log.append({"t": int(time.time() * 1000), "site": site, "node": node_name, "id": cid, "ack": None})
+        click.echo(f"{site}/{node_name}: no ack for {op} (id {cid}) within {wait:g} s: is the node online "
+                   f"(edgemon node status) and subscribed to {c.cmd_topic(site, node_name)}?", err=True)
+        sys.exit(EXIT_NO_ACK)
+    a = got[0]
+    log.append({"t": int(time.time() * 1000), "site": site, "node": node_name, "id": cid, "ack": {
+        "ok": a.ok, "ts": a.ts, "result": a.result, "err": a.err}})
+    if as_json:
+        click.echo(json.dumps({"id": cid, "cmd": op, "ok": a.ok, "ts": a.ts, "result": a.result, "err": a.err},
+                              ensure_ascii=False))
+    elif a.ok:
+        click.echo(f"{site}/{node_name}: {op} done (id {cid}): {json.dumps(a.result, ensure_ascii=False)}")
+    if not a.ok:
+        if not as_json:
+            click.echo(f"{site}/{node_name}: {op} refused (id {cid}): {a.err}", err=True)
+        sys.exit(EXIT_REFUSED)

@@ -1,0 +1,202 @@
+"""The command channel end to end: `edgemon node cmd` (a subprocess, as a technician runs it) against
+the real firmware on the MicroPython unix port through the real Mosquitto. The node subscribes to its
+cmd topic, runs a signed command once and acknowledges it, signed; an unsigned, forged, expired or
+replayed command is refused and the refusal acknowledged; a reboot ends the process after its ack and
+the rebooted node (started again by its runner) still refuses the command that rebooted it; data keeps flowing throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+from edgemon.commands import build_command
+from edgemon.dev.nodeproc import FirmwareProcess, cod_node_config
+from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
+from edgemon.keys import signed_payload
+
+SITE, NODE = "cmd-site", "n1"
+KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
+
+
+def _gateway_toml(tmp_path, stack, keys: dict[str, bytes]):
+    kf = tmp_path / "keys.toml"
+    kf.write_text("[keys]\n" + "".join(f'"{n}" = "{k.hex()}"\n' for n, k in keys.items()))
+    os.chmod(kf, 0o600)
+    gt = tmp_path / "gateway.toml"
+    gt.write_text(f"""[gateway]
+id = "gw-cmd-{tmp_path.name[-20:]}"
+state_dir = "gw"
+[mqtt]
+host = "127.0.0.1"
+port = {stack.mqtt_port}
+username = "{stack.mqtt_user}"
+password = "{stack.mqtt_password}"
+[influx]
+url = "{stack.influx_url}"
+database = "unused"
+[trust]
+keys_file = "{kf}"
+""")
+    return gt
+
+
+def edgemon(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "edgemon.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class Watch:
+    """A subscriber on the node's topics: acks, data seqs, statuses."""
+
+    def __init__(self, stack):
+        self.acks: list[dict] = []
+        self.seqs: list[int] = []
+        self.statuses: list[dict] = []
+        self.lock = threading.Lock()
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watch-{os.getpid()}-{time.time_ns()}")
+        c.username_pw_set(stack.mqtt_user, stack.mqtt_password)
+        c.on_message = self._on
+        c.connect("127.0.0.1", stack.mqtt_port)
+        for t in ("cmd/ack", "data", "status"):
+            c.subscribe(f"edge/v1/{SITE}/{NODE}/{t}", qos=1)
+        c.loop_start()
+        self.c = c
+
+    def _on(self, client, userdata, m):
+        d = json.loads(m.payload)
+        with self.lock:
+            if m.topic.endswith("/cmd/ack"):
+                self.acks.append(d)
+            elif m.topic.endswith("/data"):
+                self.seqs.extend(r["seq"] for r in d.get("batch", [d]))
+            else:
+                self.statuses.append(d)
+
+    def publish_cmd(self, payload: bytes):
+        self.c.publish(f"edge/v1/{SITE}/{NODE}/cmd", payload, qos=1).wait_for_publish(5)
+
+    def wait(self, fn, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                got = fn(self)
+            if got:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; acks {self.acks}")
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+@pytest.fixture
+def rig(stack, tmp_path):
+    sim = AnalyzerSimulator(cod_profile()).start()
+    user = f"{SITE}.{NODE}.{tmp_path.name[-12:]}"
+    password = stack.add_mqtt_user(user)
+    cfg = cod_node_config(SITE, NODE, mqtt_port=stack.mqtt_port, mqtt_user=user, mqtt_password=password,
+                          analyzer_port=sim.port, state_dir=tmp_path / "node", poll_s=1, timeout_ms=500)
+    cfg["key"] = KEY.hex()
+    watch = Watch(stack)
+    fw = FirmwareProcess(cfg, tmp_path / "node.json", heapsize="64k").start()
+    gt = _gateway_toml(tmp_path, stack, {f"{SITE}/{NODE}": KEY})
+    try:
+        watch.wait(lambda w: any(s.get("state") == "online" for s in w.statuses), "the node online")
+        yield {"fw": fw, "watch": watch, "toml": gt, "cfg": cfg, "tmp": tmp_path}
+    finally:
+        watch.close()
+        fw.stop()
+        sim.stop()
+        print("firmware log tail:\n" + "\n".join(list(fw.lines)[-30:]))
+
+
+def test_a_signed_command_is_run_once_and_acknowledged(rig):
+    t0 = int(time.time() * 1000)
+    r = edgemon("node", "cmd", "--config", str(rig["toml"]), SITE, NODE, "time", "--json", "--wait", "20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    ack = json.loads(r.stdout)
+    assert ack["ok"] is True and ack["cmd"] == "time" and ack["id"] >= t0
+    assert abs(ack["result"]["now"] - t0) < 10_000 and ack["result"]["clk"] == "ntp"
+    # the journal of what was sent and answered, in the gateway's state folder
+    log = [json.loads(x) for x in (rig["tmp"] / "gw" / "commands.jsonl").read_text().splitlines()]
+    assert [e.get("sent", False) for e in log] == [True, False] and log[1]["ack"]["ok"] is True
+    # a second command gets a newer id, and a status op re-announces the retained status
+    before = len(rig["watch"].statuses)
+    r2 = edgemon("node", "cmd", "--config", str(rig["toml"]), SITE, NODE, "status", "--json")
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads(r2.stdout)["id"] > ack["id"]
+    rig["watch"].wait(lambda w: len(w.statuses) > before, "a status after the status op", timeout=5)
+
+
+def test_unsigned_forged_expired_and_replayed_commands_are_refused(rig):
+    w = rig["watch"]
+    now = int(time.time() * 1000)
+    good = build_command(now, "status", {}, now + 60_000, KEY)
+    w.publish_cmd(good)
+    w.wait(lambda w: any(a["id"] == now and a["ok"] for a in w.acks), "the good command's ack")
+    body = json.dumps({"id": now + 1, "cmd": "reboot", "exp": now + 60_000, "args": {}}, separators=(",", ":"))
+    tampered = signed_payload(body.replace("reboot", "status").encode(), KEY).replace(b'"status"', b'"reboot"')
+    # one at a time, as `edgemon node cmd` sends them (a node holds at most 4 waiting commands)
+    for n, payload in enumerate([
+            body.encode(),  # unsigned
+            build_command(now + 2, "reboot", {}, now + 60_000, OTHER_KEY),  # forged: another key
+            build_command(now + 3, "reboot", {}, now - 1_000, KEY),  # expired
+            good,  # replayed
+            tampered], 2):  # signed, then changed
+        w.publish_cmd(payload)
+        acks = w.wait(lambda w: w.acks if len(w.acks) >= n else None, f"ack {n}")
+    by = [(a["id"], a["ok"], a.get("err", "")) for a in acks[1:6]]
+    assert [(i, ok) for i, ok, _ in by] == [(now + 1, False), (now + 2, False), (now + 3, False), (now, False),
+                                           (now + 1, False)], by
+    assert by[0][2].startswith("unsigned") and by[1][2].startswith("forged") and by[2][2].startswith("expired")
+    assert by[3][2].startswith(f"replayed: id {now}") and by[4][2].startswith("forged")
+    assert rig["fw"].alive()  # none of the reboots ran
+    seen = len(w.seqs)
+    w.wait(lambda w: len(w.seqs) >= seen + 2, "data still flowing")
+    assert w.seqs == list(range(w.seqs[0], w.seqs[0] + len(w.seqs))), "seq not contiguous"
+
+
+def test_reboot_resets_after_its_ack_and_its_replay_is_refused_after(rig):
+    w = rig["watch"]
+    fw = rig["fw"]
+    first = fw.proc
+    boot = max(s["cn"][0] for s in w.statuses if s.get("state") == "online")  # cn = [boot, connection]
+    r = edgemon("node", "cmd", "--config", str(rig["toml"]), SITE, NODE, "reboot", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    cid = json.loads(r.stdout)["id"]
+    first.wait(timeout=10)
+    assert first.returncode == 75  # the unix port's "reset"; FirmwareProcess starts it again
+    w.wait(lambda w: fw.resets == 1 and any(s.get("state") == "online" and s["cn"][0] > boot for s in w.statuses),
+           "online again, from the next boot")
+    assert fw.proc is not first and fw.alive()
+    seen = len(w.seqs)
+    earlier = len([a for a in w.acks if a["id"] == cid])
+    w.publish_cmd(build_command(cid, "reboot", {}, int(time.time() * 1000) + 60_000, KEY))
+    w.wait(lambda w: len([a for a in w.acks if a["id"] == cid]) > earlier, "the replay's ack")
+    assert [a for a in w.acks if a["id"] == cid][-1]["err"].startswith("replayed")
+    w.wait(lambda w: len(w.seqs) > seen + 1, "data after the reboot")
+    assert fw.resets == 1 and fw.alive()
+    assert sorted(set(w.seqs)) == list(range(w.seqs[0], max(w.seqs) + 1)), "a record lost over the reboot"
+
+
+def test_cli_errors_name_the_problem_with_their_exit_codes(stack, tmp_path):
+    gt = _gateway_toml(tmp_path, stack, {f"{SITE}/other": KEY})
+    r = edgemon("node", "cmd", "--config", str(gt), SITE, NODE, "time")
+    assert r.returncode == 1 and f"no key for {SITE}/{NODE}" in r.stderr and "fix:" in r.stderr
+    r = edgemon("node", "cmd", "--config", str(gt), SITE, NODE, "format")
+    assert r.returncode == 2 and "op 'format'" in r.stderr and "reboot" in r.stderr
+    r = edgemon("node", "cmd", "--config", str(gt), SITE, "other", "time", "--arg", "sync")
+    assert r.returncode == 2 and "key=value" in r.stderr
+    r = edgemon("node", "cmd", "--config", str(gt), SITE, "other", "time", "--wait", "1")  # nobody there
+    assert r.returncode == 4 and "no ack" in r.stderr
+    r = edgemon("node", "cmd", "--help")
+    assert r.returncode == 0 and "Examples:" in r.stdout and "Exit codes" in r.stdout
