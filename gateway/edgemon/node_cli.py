@@ -142,3 +142,62 @@ def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...],
         if not as_json:
             click.echo(f"{site}/{node_name}: {op} refused (id {cid}): {a.err}", err=True)
         sys.exit(EXIT_REFUSED)
+
+
+@node.command("provision", epilog="""\b
+Examples:
+  edgemon node provision --config /etc/edgemon/gateway.toml qd-plant node01
+  edgemon node provision --config gateway.toml --passwd run/mosquitto/passwd --acl run/mosquitto/acl \\
+      --poll-s 60 laixi-river node02
+Writes: the broker account SITE.NODE (--passwd), its ACL entry (--acl: publish only its own data,
+status, event, cmd/ack; read only its own cmd), its HMAC key ([trust] keys_file, mode 0600), its
+entry in gateway.toml ([sites.SITE] nodes), and the secrets for `edgemon node config` (mode 0600).
+Running it again keeps what exists; --rotate makes a new password and key.
+Exit codes: 0 done, 1 refused (nothing written), 2 bad usage.""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml ([trust] keys_file names the keys file)")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.option("--passwd", type=click.Path(dir_okay=False, path_type=Path), default=Path("/etc/mosquitto/passwd"),
+              show_default=True, help="Mosquitto's password_file")
+@click.option("--acl", type=click.Path(dir_okay=False, path_type=Path), default=Path("/etc/mosquitto/acl"),
+              show_default=True, help="Mosquitto's acl_file")
+@click.option("--poll-s", default=10.0, show_default=True, type=click.FloatRange(min=1),
+              help="the site's poll period, for a new [sites.SITE] (silence is judged from it)")
+@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where SITE.NODE.secrets.json goes [default: <state_dir>/provisioned]")
+@click.option("--rotate", is_flag=True, help="a new broker password and key (the node needs its config again)")
+@click.option("--show-secrets", is_flag=True, help="print the password and key too")
+def provision_cmd(config: Path, site: str, node_name: str, passwd: Path, acl: Path, poll_s: float,
+                  secrets_dir: Path | None, rotate: bool, show_secrets: bool):
+    """Make SITE/NODE known to the broker and the gateway: account, ACL, key, config entry."""
+    import tomllib
+
+    from .provision import ProvisionError, provision
+
+    try:
+        doc = tomllib.loads(config.read_text("utf-8"))
+    except FileNotFoundError:
+        raise click.ClickException(f"{config}: not found; fix: point --config at the gateway's gateway.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.ClickException(f"{config}: not valid TOML: {exc}") from None
+    base = config.resolve().parent
+    keys = (doc.get("trust") or {}).get("keys_file")
+    if not keys:
+        raise click.ClickException(f"{config}: trust.keys_file: not set; fix: add [trust] keys_file = "
+                                   f"\"/etc/edgemon/keys.toml\" (nodes sign with the keys kept there)")
+    state = Path((doc.get("gateway") or {}).get("state_dir") or "run/gateway")
+    resolve = (lambda p: p if p.is_absolute() else base / p)
+    try:
+        got = provision(site, node_name, gateway_toml=config, keys_file=resolve(Path(keys)), passwd=passwd,
+                        acl=acl, secrets_dir=secrets_dir or resolve(state) / "provisioned", poll_s=poll_s,
+                        rotate=rotate)
+    except ProvisionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{site}/{node_name}: broker account {got.user} "
+               f"({'new password' if got.password else 'kept'}), ACL entry in {acl}, "
+               f"key {'new' if got.new_key else 'kept'} in {resolve(Path(keys))}, listed in {config}")
+    click.echo(f"secrets for the node's config: {got.secrets_path} (mode 0600)")
+    if show_secrets:
+        click.echo(json.dumps(json.loads(got.secrets_path.read_text())))
+    click.echo("the broker re-reads its password and ACL files on SIGHUP (systemctl reload mosquitto)")
