@@ -201,3 +201,42 @@ def provision_cmd(config: Path, site: str, node_name: str, passwd: Path, acl: Pa
     if show_secrets:
         click.echo(json.dumps(json.loads(got.secrets_path.read_text())))
     click.echo("the broker re-reads its password and ACL files on SIGHUP (systemctl reload mosquitto)")
+
+
+@node.command("config", epilog="""\b
+Examples:
+  edgemon node config --inventory sites.toml --secrets /var/lib/edgemon/provisioned/qd-plant.node01.secrets.json \\
+      qd-plant node01 -o node.json
+The inventory (TOML, `format = 1`) lists a bureau's sites, nodes and analyzers; its layout is in
+the docstring of edgemon/nodeconfig.py and in README "Commissioning a site". The result is checked
+by the firmware's own validator with its profiles: a bad one is refused, every problem named with
+its field and fix, and nothing is written.
+Exit codes: 0 written, 1 refused (nothing written), 2 bad usage.""")
+@click.option("--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the site inventory (TOML)")
+@click.option("--secrets", "secrets_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="SITE.NODE.secrets.json from `edgemon node provision` (broker password, key)")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="where node.json goes [default: SITE.NODE.json here]; written with mode 0600")
+def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, output: Path | None):
+    """Write SITE/NODE's node.json from the site inventory, checked as the firmware checks it."""
+    from .configschema import ConfigError, report
+    from .nodeconfig import node_config, read_secrets
+    from .provision import write_private
+
+    try:
+        secrets = read_secrets(secrets_path)
+        if (secrets.get("site"), secrets.get("node")) != (site, node_name):
+            raise click.ClickException(f"{secrets_path}: the secrets of {secrets.get('site')}/{secrets.get('node')}, "
+                                       f"not {site}/{node_name}; fix: give {site}.{node_name}.secrets.json")
+        cfg, checked = node_config(inventory, site, node_name, secrets)
+    except ConfigError as exc:
+        raise click.ClickException(report(exc)) from None
+    out = output or Path(f"{site}.{node_name}.json")
+    write_private(out, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+    params = sum(len(a["values"]) for a in checked["analyzers"])
+    click.echo(f"{out}: {site}/{node_name}, {len(cfg['analyzers'])} analyzer(s), {params} parameter(s), "
+               f"poll {cfg['poll_s']} s, broker {cfg['mqtt']['host']}:{cfg['mqtt']['port']}; checked by the "
+               f"firmware's validator (mode 0600: it holds the node's password and key)")
