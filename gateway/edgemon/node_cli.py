@@ -240,3 +240,43 @@ def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, o
     click.echo(f"{out}: {site}/{node_name}, {len(cfg['analyzers'])} analyzer(s), {params} parameter(s), "
                f"poll {cfg['poll_s']} s, broker {cfg['mqtt']['host']}:{cfg['mqtt']['port']}; checked by the "
                f"firmware's validator (mode 0600: it holds the node's password and key)")
+
+
+@node.command("build", epilog="""\b
+Examples:
+  edgemon node build                      # the ESP32 image, under build/firmware-mpy/
+  edgemon node build --target pc --json   # the unix-port image the tests and the demo run
+Builds exactly what firmware/MANIFEST lists (mpy-cross, then a ROMFS image as `mpremote romfs
+deploy` writes it) and prints each file's size and SHA-256, the image's size and SHA-256; the same
+list is written beside the image as <image>.files.json (what a deploy checks on the board).
+Exit codes: 0 built, 1 the manifest or a module is broken.""")
+@click.option("--target", type=click.Choice(["board", "pc"]), default="board", show_default=True,
+              help="board: leaves out the PC-only files; pc: leaves out the board-only ones")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def build_cmd(target: str, as_json: bool):
+    """Build the firmware image from firmware/MANIFEST, with its size and hash."""
+    import hashlib
+
+    from .dev.fwmanifest import ManifestError
+    from .dev.nodeproc import build_mpy, build_romfs
+
+    try:
+        mpy = build_mpy(target=target)
+        image = build_romfs(target=target)
+    except (ManifestError, RuntimeError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    files = []
+    for f in sorted(p for p in mpy.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        files.append({"path": str(f.relative_to(mpy)), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    blob = image.read_bytes()
+    result = {"target": target, "image": str(image), "image_bytes": len(blob),
+              "image_sha256": hashlib.sha256(blob).hexdigest(), "mpy_dir": str(mpy), "files": files}
+    image.with_suffix(".files.json").write_text(json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for f in files:
+        click.echo(f"  {f['bytes']:>7,}  {f['sha256'][:16]}  {f['path']}")
+    click.echo(f"{len(files)} files, {sum(f['bytes'] for f in files):,} bytes -> {image} "
+               f"({len(blob):,} bytes, sha256 {result['image_sha256']})")
