@@ -1,7 +1,7 @@
 """`edgemon node ...`: the technician's and operator's commands for one node. `node cmd` sends a
 signed command on the node's cmd topic and waits for its signed ack (commands.py has the payloads).
 
-Exit codes (for scripts): 0 the node ran it; 1 bad configuration (gateway.toml, keys); 2 bad usage;
+Exit codes of `node cmd` (for scripts): 0 the node ran it; 1 bad configuration (gateway.toml, keys); 2 bad usage;
 3 the node refused it (the reason is printed); 4 no ack in time (node offline, or no subscription)."""
 
 from __future__ import annotations
@@ -280,3 +280,72 @@ def build_cmd(target: str, as_json: bool):
         click.echo(f"  {f['bytes']:>7,}  {f['sha256'][:16]}  {f['path']}")
     click.echo(f"{len(files)} files, {sum(f['bytes'] for f in files):,} bytes -> {image} "
                f"({len(blob):,} bytes, sha256 {result['image_sha256']})")
+
+
+@node.command("status", epilog="""\b
+Examples:
+  edgemon node status --config /etc/edgemon/gateway.toml qd-plant node01
+  edgemon node status --config gateway.toml qd-plant node01 --json
+Reads the node's retained status from the broker and checks its signature with the node's key.
+Exit codes: 0 online, 1 bad configuration, 2 bad usage, 3 offline (its last will or clean stop),
+4 no status on the broker (never connected, or the retained status was cleared),
+5 a status whose signature does not match (not from this node).""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker and the keys file")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.option("--wait", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds to wait for the retained status")
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bool):
+    """The node's retained status (online/offline, firmware, uptime, queue, clock, heap), signature checked."""
+    from .contract import ContractError, parse_status
+
+    cfg = _load_gateway(config)
+    key = (cfg.keys or {}).get(f"{site}/{node_name}")
+    topic = f"edge/v1/{site}/{node_name}/status"
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def on_message(client, userdata, msg):
+        got.append(msg.payload)
+        done.set()
+
+    client = _connect(cfg, "status")
+    client.on_message = on_message
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    try:
+        done.wait(wait)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    if not got:
+        click.echo(f"{site}/{node_name}: no status on {topic} within {wait:g} s (never connected?)", err=True)
+        sys.exit(EXIT_NO_ACK)
+    payload = got[0]
+    signed = "unsigned"
+    if key is not None:
+        from .contract import split_signature
+        from .keys import sign
+
+        body, sig = split_signature(payload)
+        if sig is None or sign(body, key) != sig.lower():
+            click.echo(f"{site}/{node_name}: the status on {topic} is {'unsigned' if sig is None else 'forged'}: "
+                       f"not from the node whose key the gateway has", err=True)
+            sys.exit(5)
+        signed = "signature ok"
+    try:
+        st = parse_status(payload)
+    except ContractError as exc:
+        click.echo(f"{site}/{node_name}: unreadable status: {exc}", err=True)
+        sys.exit(5)
+    info = {"state": st.state, "fw": st.fw, "up_s": st.up, "queue": st.queue, "clk": st.clk, "heap_free": st.heap,
+            "rssi": st.rssi, "cn": list(st.cn) if st.cn else None, "signed": signed}
+    if as_json:
+        click.echo(json.dumps(info))
+    else:
+        click.echo(f"{site}/{node_name}: {st.state}" + ("" if not st.online else
+                   f", fw {st.fw}, up {st.up:g} s, {st.queue:g} records waiting, clock {st.clk}, "
+                   f"heap free {st.heap:g} B") + f" (boot {st.cn[0] if st.cn else '?'}; {signed})")
+    sys.exit(0 if st.online else EXIT_REFUSED)

@@ -200,3 +200,22 @@ def test_cli_errors_name_the_problem_with_their_exit_codes(stack, tmp_path):
     assert r.returncode == 4 and "no ack" in r.stderr
     r = edgemon("node", "cmd", "--help")
     assert r.returncode == 0 and "Examples:" in r.stdout and "Exit codes" in r.stdout
+
+
+def test_node_status_reads_the_retained_status_and_checks_its_signature(rig):
+    r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, NODE, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = json.loads(r.stdout)
+    assert st["state"] == "online" and st["fw"] == "0.3.0" and st["signed"] == "signature ok" and st["cn"][0] >= 1
+    rig["fw"].stop()  # a clean stop publishes the retained offline status
+    time.sleep(0.5)
+    r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, NODE)
+    assert r.returncode == 3 and "offline" in r.stdout, r.stdout + r.stderr
+    # someone else's retained status on the node's topic (the gateway's own broker account here)
+    rig["watch"].c.publish(f"edge/v1/{SITE}/{NODE}/status", signed_payload(b'{"state":"online"}', OTHER_KEY),
+                           qos=1, retain=True).wait_for_publish(5)
+    r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, NODE)
+    assert r.returncode == 5 and "forged" in r.stderr, r.stdout + r.stderr
+    rig["watch"].c.publish(f"edge/v1/{SITE}/{NODE}/status", b"", qos=1, retain=True).wait_for_publish(5)  # cleared
+    r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, "nobody", "--wait", "1")
+    assert r.returncode == 4 and "no status" in r.stderr
