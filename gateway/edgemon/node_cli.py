@@ -349,3 +349,47 @@ def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bo
                    f", fw {st.fw}, up {st.up:g} s, {st.queue:g} records waiting, clock {st.clk}, "
                    f"heap free {st.heap:g} B") + f" (boot {st.cn[0] if st.cn else '?'}; {signed})")
     sys.exit(0 if st.online else EXIT_REFUSED)
+
+
+@node.command("flash", epilog="""\b
+Examples:
+  edgemon node flash --port /dev/ttyUSB0 ESP32_GENERIC-20250415-v1.25.0.bin
+  edgemon node flash --port /dev/ttyACM0 --chip esp32s3 --erase ESP32_GENERIC_S3-v1.25.0.bin
+  edgemon node flash --port /dev/ttyUSB0 --dry-run firmware.bin     # print the esptool command only
+Writes a MicroPython firmware image (the .bin from micropython.org, one with a romfs partition for
+`edgemon node build`'s image) with esptool at the chip's offset (0x1000 on the classic ESP32 and
+S2, 0x0 on S3/C3/C6), showing esptool's progress, then resets the board.
+Exit codes: 0 written, 1 refused or failed (one line says why and what to do), 2 bad usage.""")
+@click.option("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+@click.option("--chip", type=click.Choice(["esp32", "esp32c3", "esp32c6", "esp32s2", "esp32s3"]),
+              default="esp32", show_default=True)
+@click.option("--baud", default=460800, show_default=True, type=click.IntRange(9600, 2000000))
+@click.option("--erase", is_flag=True, help="erase the whole flash first (also the node's queue and config)")
+@click.option("--dry-run", is_flag=True, help="print the esptool command and stop")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+def flash_cmd(port: str, chip: str, baud: int, erase: bool, dry_run: bool, image: Path):
+    """Write a MicroPython firmware image to a board with esptool."""
+    import shlex
+    import subprocess
+
+    from .flashing import FlashError, check, command, explain
+
+    argv = command(chip, port, image, baud, erase)
+    if dry_run:
+        click.echo(shlex.join(argv))
+        return
+    try:
+        check(chip, port, image)
+    except FlashError as exc:
+        raise click.ClickException(str(exc)) from None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    seen = []
+    for line in proc.stdout:  # esptool's own lines, its progress bar among them
+        seen.append(line)
+        click.echo(line, nl=False)
+    if proc.wait():
+        raise click.ClickException(f"{port}: {explain(''.join(seen))}")
+    from .flashing import OFFSETS
+
+    click.echo(f"{port}: {image.name} written at {hex(OFFSETS[chip])} and the board reset; "
+               f"next: edgemon node build, then the image and node.json onto the board")
