@@ -91,8 +91,8 @@ def run(node, payload):
             err = "expired %d ms ago (check the clocks)" % (now - exp)
         elif type(payload.get("args", {})) is not dict:
             err = "bad args: an object expected"
-        elif op not in "time status reboot".split():  # (one long string: short ones are interned)
-            err = "unknown command: the ops are time, status, reboot"
+        elif op not in "time status reboot probe".split():  # (one long string: short ones are interned)
+            err = "unknown command: the ops are time, status, reboot, probe"
         else:
             ptr.store(i)  # before it runs: once only, whatever happens next
             try:
@@ -106,6 +106,8 @@ def run(node, payload):
                     res = '{"now":%d,"clk":"%s","synced":%s}' % (clock.now_ms(), clock.clk, res or "null")
                 elif op == "status":
                     node._status_due = True  # the retained status goes out right after this ack
+                elif op != "reboot":  # probe
+                    res = sample(node, payload.get("args", {}).get("analyzer"))
             except Exception as e:
                 err = "failed: %s: %s" % (type(e).__name__, e)
     node.log("cmd %s %s: %s" % (i, op, err or "done, acknowledged"))
@@ -118,3 +120,55 @@ def run(node, payload):
                                           res)).encode(), False)
     if op == "reboot" and err is None:
         node.hw.reset()  # after the ack's PUBACK; a board replays its flash queue after the reset
+
+
+def sample(node, name):
+    """probe: each analyzer (or the one named) read now, as a poll reads it: its read blocks' raw
+    registers (hex; bits as 0/1) as [fc, start, raw, members] (members: value index, offset in the
+    block; -1 the status word), then each value as "param":[value, flag, type, order] after scaling,
+    as a record would carry it. The analyzer's values layout (analyzer._V_*: param 0, type 2, order
+    3, 9 entries a value) is read here by number; tests/firmware/test_fw_layout.py keeps them in step.
+    (Names reused and the class made here, not at import: each new name and a class cost heap.)"""
+    from record import format_number
+
+    class _Tap:
+        # The analyzer's master, keeping what each read returned: the probe shows the very registers
+        # the values were decoded from (a second read could differ: analyzers move).
+        def __init__(self, master):
+            self.master = master
+            self.out = {}
+
+        def read_registers(self, unit, fc, start, *rest):
+            got = self.master.read_registers(unit, fc, start, *rest)
+            self.out[(fc, start)] = hexlify(b"".join([struct.pack(">H", r) for r in got])).decode()
+            return got
+
+        def read_bits(self, unit, fc, start, *rest):
+            got = self.master.read_bits(unit, fc, start, *rest)
+            self.out[(fc, start)] = "".join(["1" if b else "0" for b in got])
+            return got
+
+    out = []
+    for a in node.analyzers:
+        if name is not None and a.name != name:
+            continue
+        got = {}
+        tap = _Tap(a.master)
+        a.master = tap
+        try:
+            a.sample(got)
+        finally:
+            a.master = tap.master
+        blocks = []
+        for fc, start, count, members in a.blocks:
+            blocks.append('[%d,%d,"%s",[%s]]' % (fc, start, tap.out.get((fc, start), "no answer (flag B or D)"),
+                                                ",".join(["%d" % m for m in members])))
+        v = a.vals
+        vals = []
+        for j in range(0, len(v), 9):
+            x, f = got.get(v[j], (None, "B"))
+            vals.append('"%s":[%s,"%s","%s","%s"]' % (v[j], format_number(x), f, v[j + 2], v[j + 3]))
+        out.append('"%s":{"unit":%d,"blocks":[%s],"values":{%s}}' % (a.name, a.unit, ",".join(blocks), ",".join(vals)))
+    if not out:
+        raise ValueError("no analyzer named %s" % name)
+    return "{" + ",".join(out) + "}"

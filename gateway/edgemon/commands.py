@@ -22,6 +22,7 @@ OPS = {
     "time": "the node's clock (now, clk); args: sync=true to run an NTP sync first",
     "status": "publish the retained status now (result: records waiting on flash)",
     "reboot": "reset the node after the ack (it replays its flash queue after; result: records waiting)",
+    "probe": "read the analyzers now: raw registers and decoded values (args: analyzer=NAME for one)",
 }
 OP_RE = re.compile(r"[A-Za-z]{1,16}")
 

@@ -48,41 +48,12 @@ def _connect(cfg, suffix: str):
     return client
 
 
-@node.command("cmd", epilog="""\b
-Examples:
-  edgemon node cmd --config /etc/edgemon/gateway.toml qd-plant node01 time
-  edgemon node cmd --config gateway.toml qd-plant node01 time --arg sync=true
-  edgemon node cmd --config gateway.toml qd-plant node01 reboot --expires 30 --wait 60
-Ops: time (the node's clock; sync=true runs NTP first), status (retained status now), reboot.
-Exit codes: 0 done, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no ack in time.""")
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="gateway.toml: the broker, the keys file, the state folder (commands.jsonl)")
-@click.argument("site")
-@click.argument("node_name", metavar="NODE")
-@click.argument("op")
-@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE",
-              help="an argument of the op (JSON values: true, 3, \"text\"); repeatable")
-@click.option("--expires", default=60.0, show_default=True, type=click.FloatRange(min=1),
-              help="seconds the command stays valid; the node refuses it after")
-@click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="seconds to wait for the node's ack")
-@click.option("--json", "as_json", is_flag=True, help="print the ack as JSON")
-def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...], expires: float, wait: float,
-        as_json: bool):
-    """Send a signed command to SITE/NODE and wait for its ack."""
+def _send_command(cfg, config: Path, site: str, node_name: str, op: str, cargs: dict, expires: float, wait: float):
+    """Send one signed command and wait for its ack: (Ack, id); exits 4 when none came. Journalled
+    in <state_dir>/commands.jsonl (sent, then the ack or its absence)."""
     from . import commands as c
-    from .contract import ID_RE, ContractError
+    from .contract import ContractError
 
-    for what, value in (("SITE", site), ("NODE", node_name)):
-        if not ID_RE.fullmatch(value):
-            raise click.UsageError(f"{what} {value!r}: letters, digits, _ and - (1-64 characters)")
-    if op not in c.OPS:
-        raise click.UsageError(f"op {op!r}: one of {', '.join(sorted(c.OPS))}")
-    try:
-        cargs = c.parse_args(args)
-    except ValueError as exc:
-        raise click.UsageError(f"--arg {exc}") from None
-    cfg = _load_gateway(config)
     key = (cfg.keys or {}).get(f"{site}/{node_name}")
     if key is None:
         raise click.ClickException(f"{config}: no key for {site}/{node_name} in trust.keys_file; "
@@ -91,7 +62,6 @@ def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...],
     now = int(time.time() * 1000)
     cid = c.next_id(log.last_id(site, node_name), now)
     payload = c.build_command(cid, op, cargs, now + int(expires * 1000), key)
-
     got: list = []
     forged: list[str] = []
     done = threading.Event()
@@ -133,6 +103,45 @@ def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...],
     a = got[0]
     log.append({"t": int(time.time() * 1000), "site": site, "node": node_name, "id": cid, "ack": {
         "ok": a.ok, "ts": a.ts, "result": a.result, "err": a.err}})
+    return a, cid
+
+
+@node.command("cmd", epilog="""\b
+Examples:
+  edgemon node cmd --config /etc/edgemon/gateway.toml qd-plant node01 time
+  edgemon node cmd --config gateway.toml qd-plant node01 time --arg sync=true
+  edgemon node cmd --config gateway.toml qd-plant node01 reboot --expires 30 --wait 60
+Ops: time (the node's clock; sync=true runs NTP first), status (retained status now), reboot.
+Exit codes: 0 done, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no ack in time.""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker, the keys file, the state folder (commands.jsonl)")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.argument("op")
+@click.option("--arg", "args", multiple=True, metavar="KEY=VALUE",
+              help="an argument of the op (JSON values: true, 3, \"text\"); repeatable")
+@click.option("--expires", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="seconds the command stays valid; the node refuses it after")
+@click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds to wait for the node's ack")
+@click.option("--json", "as_json", is_flag=True, help="print the ack as JSON")
+def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...], expires: float, wait: float,
+        as_json: bool):
+    """Send a signed command to SITE/NODE and wait for its ack."""
+    from . import commands as c
+    from .contract import ID_RE
+
+    for what, value in (("SITE", site), ("NODE", node_name)):
+        if not ID_RE.fullmatch(value):
+            raise click.UsageError(f"{what} {value!r}: letters, digits, _ and - (1-64 characters)")
+    if op not in c.OPS:
+        raise click.UsageError(f"op {op!r}: one of {', '.join(sorted(c.OPS))}")
+    try:
+        cargs = c.parse_args(args)
+    except ValueError as exc:
+        raise click.UsageError(f"--arg {exc}") from None
+    cfg = _load_gateway(config)
+    a, cid = _send_command(cfg, config, site, node_name, op, cargs, expires, wait)
     if as_json:
         click.echo(json.dumps({"id": cid, "cmd": op, "ok": a.ok, "ts": a.ts, "result": a.result, "err": a.err},
                               ensure_ascii=False))
@@ -393,3 +402,72 @@ def flash_cmd(port: str, chip: str, baud: int, erase: bool, dry_run: bool, image
 
     click.echo(f"{port}: {image.name} written at {hex(OFFSETS[chip])} and the board reset; "
                f"next: edgemon node build, then the image and node.json onto the board")
+
+
+@node.command("probe", epilog="""\b
+Examples:
+  edgemon node probe --config /etc/edgemon/gateway.toml qd-plant node01
+  edgemon node probe --config gateway.toml --alarms alarms.toml qd-plant node01 --analyzer cod --all-orders
+Asks the node (a signed `probe` command) to read its analyzers now and shows, per parameter, the raw
+registers in hex, the decoded value, its flag and unit, and the limit the alarms will check it
+against (with --alarms). --all-orders also reads the same registers as every type and word/byte
+order: the line that shows the value the analyzer's display shows names the profile's type and order.
+Exit codes: 0 read, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no answer.""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker and the keys file")
+@click.option("--alarms", "alarms_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="alarms.toml: show each parameter's limit for this site")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.option("--analyzer", default=None, help="only this analyzer (its name in the node config)")
+@click.option("--all-orders", is_flag=True, help="the registers read as every type and word/byte order")
+@click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
+def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str, analyzer: str | None,
+              all_orders: bool, wait: float, as_json: bool):
+    """Read the node's analyzers now: raw registers, decoded values, flags, units, limits."""
+    from . import probeview as pv
+    from .alarms.messages import PARAMS
+
+    cfg = _load_gateway(config)
+    limits: dict[str, str] = {}
+    if alarms_path is not None:
+        from .alarms.config import load as load_alarms
+        from .configschema import ConfigError, report
+
+        try:
+            sc = load_alarms(alarms_path).sites.get(site)
+        except ConfigError as exc:
+            raise click.ClickException(report(exc)) from None
+        if sc is None:
+            click.echo(f"{alarms_path}: no [sites.{site}]: no limits shown", err=True)
+        else:
+            limits = {p: pv.limit_text(lim) for p, lim in sc.site.limits.items()}
+    a, cid = _send_command(cfg, config, site, node_name, "probe", {"analyzer": analyzer} if analyzer else {},
+                           60.0, wait)
+    if not a.ok:
+        click.echo(f"{site}/{node_name}: probe refused (id {cid}): {a.err}", err=True)
+        sys.exit(EXIT_REFUSED)
+    units = {code: str(v.get("unit", "")) for code, v in PARAMS.items()}
+    table = pv.rows(a.result or {}, units, limits)
+    if all_orders:
+        for r in table:
+            r["all_orders"] = pv.all_orders(r["regs"]) if r["regs"] else {}
+    if as_json:
+        click.echo(json.dumps(table, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{site}/{node_name} probe (id {cid})")
+    for col in ("analyzer", "unit id", "param", "raw", "type order", "value", "flag", "unit", "limit"):
+        t.add_column(col)
+    for r in table:
+        t.add_row(r["analyzer"], str(r["unit_id"]), r["param"], r["raw"], f"{r['type']} {r['order']}",
+                  "" if r["value"] is None else f"{r['value']:g}", r["flag"], r["unit"], r["limit"] or "")
+    Console(width=140).print(t)
+    if all_orders:
+        for r in table:
+            if r["all_orders"]:
+                click.echo(f"{r['param']} ({r['raw']}): " + "; ".join(
+                    f"{k} = {v:.6g}" for k, v in r["all_orders"].items()))

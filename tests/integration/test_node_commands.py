@@ -219,3 +219,18 @@ def test_node_status_reads_the_retained_status_and_checks_its_signature(rig):
     rig["watch"].c.publish(f"edge/v1/{SITE}/{NODE}/status", b"", qos=1, retain=True).wait_for_publish(5)  # cleared
     r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, "nobody", "--wait", "1")
     assert r.returncode == 4 and "no status" in r.stderr
+
+
+def test_probe_shows_raw_registers_decoded_values_and_every_order(rig):
+    r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--all-orders", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = json.loads(r.stdout)
+    (cod,) = [x for x in rows if x["param"] == "w01018"]
+    assert cod["analyzer"] == "cod" and cod["unit_id"] == 1 and cod["flag"] == "N" and cod["unit"] == "mg/L"
+    assert cod["type"] == "float32" and len(cod["regs"]) == 2 and len(cod["raw"].split()) == 2
+    assert abs(cod["all_orders"]["float32 ABCD"] - cod["value"]) < 1e-3 * max(1, abs(cod["value"]))
+    assert cod["all_orders"]["float32 CDAB"] != cod["all_orders"]["float32 ABCD"]
+    text = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE)
+    assert text.returncode == 0 and "w01018" in text.stdout and "float32 ABCD" in text.stdout
+    r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--analyzer", "flow")
+    assert r.returncode == 3 and "no analyzer named flow" in r.stderr

@@ -156,3 +156,28 @@ def test_a_refused_subscription_keeps_the_node_publishing():
         assert [x["id"] for x in _acks(rig)] == [40, 41, 42, 43]
     finally:
         rig.done()
+
+
+def test_probe_reports_raw_registers_and_decoded_values():
+    rig = _rig()
+    try:
+        rig.tick()
+        _send(rig, command(50, "probe"))
+        _send(rig, command(51, "probe", args='{"analyzer":"nope"}'))
+        rig.tick()
+        a, b = _acks(rig)
+        assert a["ok"] is True, a
+        cod = a["result"]["cod"]
+        assert cod["unit"] == 1
+        fc, start, raw, members = cod["blocks"][0]
+        assert fc == 3 and start == 0 and len(raw) % 4 == 0  # hex, 4 digits a register
+        regs = [int(raw[i:i + 4], 16) for i in range(0, len(raw), 4)]
+        value, flag, typ, order = cod["values"]["w01018"]
+        assert (typ, order, flag) == ("float32", "ABCD", "N")
+        off = members[members.index(0) + 1]  # value 0's offset in the block
+        import struct
+        assert abs(struct.unpack(">f", struct.pack(">HH", regs[off], regs[off + 1]))[0] - value) < 1e-3
+        assert -1 in members[0::2]  # the status register is in the block too
+        assert b["ok"] is False and b["err"] == "failed: ValueError: no analyzer named nope"
+    finally:
+        rig.done()
