@@ -1,4 +1,6 @@
-"""`edgemon node ...`: the technician's and operator's commands for one node. `node cmd` sends a
+"""`edgemon node ...`: the technician's and operator's commands for one node; this module has the
+group and the commands that talk to a running node over MQTT (cmd, status, probe), and
+node_setup_cli.py those that prepare one (provision, config, build, flash). `node cmd` sends a
 signed command on the node's cmd topic and waits for its signed ack (commands.py has the payloads).
 
 Exit codes of `node cmd` (for scripts): 0 the node ran it; 1 bad configuration (gateway.toml, keys); 2 bad usage;
@@ -153,144 +155,6 @@ def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...],
         sys.exit(EXIT_REFUSED)
 
 
-@node.command("provision", epilog="""\b
-Examples:
-  edgemon node provision --config /etc/edgemon/gateway.toml qd-plant node01
-  edgemon node provision --config gateway.toml --passwd run/mosquitto/passwd --acl run/mosquitto/acl \\
-      --poll-s 60 laixi-river node02
-Writes: the broker account SITE.NODE (--passwd), its ACL entry (--acl: publish only its own data,
-status, event, cmd/ack; read only its own cmd), its HMAC key ([trust] keys_file, mode 0600), its
-entry in gateway.toml ([sites.SITE] nodes), and the secrets for `edgemon node config` (mode 0600).
-Running it again keeps what exists; --rotate makes a new password and key.
-Exit codes: 0 done, 1 refused (nothing written), 2 bad usage.""")
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="gateway.toml ([trust] keys_file names the keys file)")
-@click.argument("site")
-@click.argument("node_name", metavar="NODE")
-@click.option("--passwd", type=click.Path(dir_okay=False, path_type=Path), default=Path("/etc/mosquitto/passwd"),
-              show_default=True, help="Mosquitto's password_file")
-@click.option("--acl", type=click.Path(dir_okay=False, path_type=Path), default=Path("/etc/mosquitto/acl"),
-              show_default=True, help="Mosquitto's acl_file")
-@click.option("--poll-s", default=10.0, show_default=True, type=click.FloatRange(min=1),
-              help="the site's poll period, for a new [sites.SITE] (silence is judged from it)")
-@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where SITE.NODE.secrets.json goes [default: <state_dir>/provisioned]")
-@click.option("--rotate", is_flag=True, help="a new broker password and key (the node needs its config again)")
-@click.option("--show-secrets", is_flag=True, help="print the password and key too")
-def provision_cmd(config: Path, site: str, node_name: str, passwd: Path, acl: Path, poll_s: float,
-                  secrets_dir: Path | None, rotate: bool, show_secrets: bool):
-    """Make SITE/NODE known to the broker and the gateway: account, ACL, key, config entry."""
-    import tomllib
-
-    from .provision import ProvisionError, provision
-
-    try:
-        doc = tomllib.loads(config.read_text("utf-8"))
-    except FileNotFoundError:
-        raise click.ClickException(f"{config}: not found; fix: point --config at the gateway's gateway.toml") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.ClickException(f"{config}: not valid TOML: {exc}") from None
-    base = config.resolve().parent
-    keys = (doc.get("trust") or {}).get("keys_file")
-    if not keys:
-        raise click.ClickException(f"{config}: trust.keys_file: not set; fix: add [trust] keys_file = "
-                                   f"\"/etc/edgemon/keys.toml\" (nodes sign with the keys kept there)")
-    state = Path((doc.get("gateway") or {}).get("state_dir") or "run/gateway")
-    resolve = (lambda p: p if p.is_absolute() else base / p)
-    try:
-        got = provision(site, node_name, gateway_toml=config, keys_file=resolve(Path(keys)), passwd=passwd,
-                        acl=acl, secrets_dir=secrets_dir or resolve(state) / "provisioned", poll_s=poll_s,
-                        rotate=rotate)
-    except ProvisionError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{site}/{node_name}: broker account {got.user} "
-               f"({'new password' if got.password else 'kept'}), ACL entry in {acl}, "
-               f"key {'new' if got.new_key else 'kept'} in {resolve(Path(keys))}, listed in {config}")
-    click.echo(f"secrets for the node's config: {got.secrets_path} (mode 0600)")
-    if show_secrets:
-        click.echo(json.dumps(json.loads(got.secrets_path.read_text())))
-    click.echo("the broker re-reads its password and ACL files on SIGHUP (systemctl reload mosquitto)")
-
-
-@node.command("config", epilog="""\b
-Examples:
-  edgemon node config --inventory sites.toml --secrets /var/lib/edgemon/provisioned/qd-plant.node01.secrets.json \\
-      qd-plant node01 -o node.json
-The inventory (TOML, `format = 1`) lists a bureau's sites, nodes and analyzers; its layout is in
-the docstring of edgemon/nodeconfig.py and in README "Commissioning a site". The result is checked
-by the firmware's own validator with its profiles: a bad one is refused, every problem named with
-its field and fix, and nothing is written.
-Exit codes: 0 written, 1 refused (nothing written), 2 bad usage.""")
-@click.option("--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the site inventory (TOML)")
-@click.option("--secrets", "secrets_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="SITE.NODE.secrets.json from `edgemon node provision` (broker password, key)")
-@click.argument("site")
-@click.argument("node_name", metavar="NODE")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="where node.json goes [default: SITE.NODE.json here]; written with mode 0600")
-def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, output: Path | None):
-    """Write SITE/NODE's node.json from the site inventory, checked as the firmware checks it."""
-    from .configschema import ConfigError, report
-    from .nodeconfig import node_config, read_secrets
-    from .provision import write_private
-
-    try:
-        secrets = read_secrets(secrets_path)
-        if (secrets.get("site"), secrets.get("node")) != (site, node_name):
-            raise click.ClickException(f"{secrets_path}: the secrets of {secrets.get('site')}/{secrets.get('node')}, "
-                                       f"not {site}/{node_name}; fix: give {site}.{node_name}.secrets.json")
-        cfg, checked = node_config(inventory, site, node_name, secrets)
-    except ConfigError as exc:
-        raise click.ClickException(report(exc)) from None
-    out = output or Path(f"{site}.{node_name}.json")
-    write_private(out, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
-    params = sum(len(a["values"]) for a in checked["analyzers"])
-    click.echo(f"{out}: {site}/{node_name}, {len(cfg['analyzers'])} analyzer(s), {params} parameter(s), "
-               f"poll {cfg['poll_s']} s, broker {cfg['mqtt']['host']}:{cfg['mqtt']['port']}; checked by the "
-               f"firmware's validator (mode 0600: it holds the node's password and key)")
-
-
-@node.command("build", epilog="""\b
-Examples:
-  edgemon node build                      # the ESP32 image, under build/firmware-mpy/
-  edgemon node build --target pc --json   # the unix-port image the tests and the demo run
-Builds exactly what firmware/MANIFEST lists (mpy-cross, then a ROMFS image as `mpremote romfs
-deploy` writes it) and prints each file's size and SHA-256, the image's size and SHA-256; the same
-list is written beside the image as <image>.files.json (what a deploy checks on the board).
-Exit codes: 0 built, 1 the manifest or a module is broken.""")
-@click.option("--target", type=click.Choice(["board", "pc"]), default="board", show_default=True,
-              help="board: leaves out the PC-only files; pc: leaves out the board-only ones")
-@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def build_cmd(target: str, as_json: bool):
-    """Build the firmware image from firmware/MANIFEST, with its size and hash."""
-    import hashlib
-
-    from .dev.fwmanifest import ManifestError
-    from .dev.nodeproc import build_mpy, build_romfs
-
-    try:
-        mpy = build_mpy(target=target)
-        image = build_romfs(target=target)
-    except (ManifestError, RuntimeError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    files = []
-    for f in sorted(p for p in mpy.rglob("*") if p.is_file()):
-        data = f.read_bytes()
-        files.append({"path": str(f.relative_to(mpy)), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    blob = image.read_bytes()
-    result = {"target": target, "image": str(image), "image_bytes": len(blob),
-              "image_sha256": hashlib.sha256(blob).hexdigest(), "mpy_dir": str(mpy), "files": files}
-    image.with_suffix(".files.json").write_text(json.dumps(result, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-        return
-    for f in files:
-        click.echo(f"  {f['bytes']:>7,}  {f['sha256'][:16]}  {f['path']}")
-    click.echo(f"{len(files)} files, {sum(f['bytes'] for f in files):,} bytes -> {image} "
-               f"({len(blob):,} bytes, sha256 {result['image_sha256']})")
-
-
 @node.command("status", epilog="""\b
 Examples:
   edgemon node status --config /etc/edgemon/gateway.toml qd-plant node01
@@ -360,50 +224,6 @@ def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bo
     sys.exit(0 if st.online else EXIT_REFUSED)
 
 
-@node.command("flash", epilog="""\b
-Examples:
-  edgemon node flash --port /dev/ttyUSB0 ESP32_GENERIC-20250415-v1.25.0.bin
-  edgemon node flash --port /dev/ttyACM0 --chip esp32s3 --erase ESP32_GENERIC_S3-v1.25.0.bin
-  edgemon node flash --port /dev/ttyUSB0 --dry-run firmware.bin     # print the esptool command only
-Writes a MicroPython firmware image (the .bin from micropython.org, one with a romfs partition for
-`edgemon node build`'s image) with esptool at the chip's offset (0x1000 on the classic ESP32 and
-S2, 0x0 on S3/C3/C6), showing esptool's progress, then resets the board.
-Exit codes: 0 written, 1 refused or failed (one line says why and what to do), 2 bad usage.""")
-@click.option("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
-@click.option("--chip", type=click.Choice(["esp32", "esp32c3", "esp32c6", "esp32s2", "esp32s3"]),
-              default="esp32", show_default=True)
-@click.option("--baud", default=460800, show_default=True, type=click.IntRange(9600, 2000000))
-@click.option("--erase", is_flag=True, help="erase the whole flash first (also the node's queue and config)")
-@click.option("--dry-run", is_flag=True, help="print the esptool command and stop")
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
-def flash_cmd(port: str, chip: str, baud: int, erase: bool, dry_run: bool, image: Path):
-    """Write a MicroPython firmware image to a board with esptool."""
-    import shlex
-    import subprocess
-
-    from .flashing import FlashError, check, command, explain
-
-    argv = command(chip, port, image, baud, erase)
-    if dry_run:
-        click.echo(shlex.join(argv))
-        return
-    try:
-        check(chip, port, image)
-    except FlashError as exc:
-        raise click.ClickException(str(exc)) from None
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    seen = []
-    for line in proc.stdout:  # esptool's own lines, its progress bar among them
-        seen.append(line)
-        click.echo(line, nl=False)
-    if proc.wait():
-        raise click.ClickException(f"{port}: {explain(''.join(seen))}")
-    from .flashing import OFFSETS
-
-    click.echo(f"{port}: {image.name} written at {hex(OFFSETS[chip])} and the board reset; "
-               f"next: edgemon node build, then the image and node.json onto the board")
-
-
 @node.command("probe", epilog="""\b
 Examples:
   edgemon node probe --config /etc/edgemon/gateway.toml qd-plant node01
@@ -471,3 +291,9 @@ def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str,
             if r["all_orders"]:
                 click.echo(f"{r['param']} ({r['raw']}): " + "; ".join(
                     f"{k} = {v:.6g}" for k, v in r["all_orders"].items()))
+
+
+from .node_setup_cli import SETUP_COMMANDS  # noqa: E402  (provision, config, build, flash)
+
+for _command in SETUP_COMMANDS:
+    node.add_command(_command)
