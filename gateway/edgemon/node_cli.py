@@ -155,6 +155,25 @@ def cmd(config: Path, site: str, node_name: str, op: str, args: tuple[str, ...],
         sys.exit(EXIT_REFUSED)
 
 
+def verified_status(payload: bytes, key: bytes | None):
+    """(Status, "signature ok" | "unsigned") for a status payload; ValueError saying what is wrong
+    when it is not signed with `key` (given) or is not a status."""
+    from .contract import ContractError, parse_status, split_signature
+    from .keys import sign
+
+    signed = "unsigned"
+    if key is not None:
+        body, sig = split_signature(payload)
+        if sig is None or sign(body, key) != sig.lower():
+            raise ValueError(f"is {'unsigned' if sig is None else 'forged'}: not from the node whose key the "
+                             f"gateway has")
+        signed = "signature ok"
+    try:
+        return parse_status(payload), signed
+    except ContractError as exc:
+        raise ValueError(f"is unreadable: {exc}") from None
+
+
 @node.command("status", epilog="""\b
 Examples:
   edgemon node status --config /etc/edgemon/gateway.toml qd-plant node01
@@ -172,8 +191,6 @@ Exit codes: 0 online, 1 bad configuration, 2 bad usage, 3 offline (its last will
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bool):
     """The node's retained status (online/offline, firmware, uptime, queue, clock, heap), signature checked."""
-    from .contract import ContractError, parse_status
-
     cfg = _load_gateway(config)
     key = (cfg.keys or {}).get(f"{site}/{node_name}")
     topic = f"edge/v1/{site}/{node_name}/status"
@@ -196,22 +213,10 @@ def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bo
     if not got:
         click.echo(f"{site}/{node_name}: no status on {topic} within {wait:g} s (never connected?)", err=True)
         sys.exit(EXIT_NO_ACK)
-    payload = got[0]
-    signed = "unsigned"
-    if key is not None:
-        from .contract import split_signature
-        from .keys import sign
-
-        body, sig = split_signature(payload)
-        if sig is None or sign(body, key) != sig.lower():
-            click.echo(f"{site}/{node_name}: the status on {topic} is {'unsigned' if sig is None else 'forged'}: "
-                       f"not from the node whose key the gateway has", err=True)
-            sys.exit(5)
-        signed = "signature ok"
     try:
-        st = parse_status(payload)
-    except ContractError as exc:
-        click.echo(f"{site}/{node_name}: unreadable status: {exc}", err=True)
+        st, signed = verified_status(got[0], key)
+    except ValueError as exc:
+        click.echo(f"{site}/{node_name}: the status on {topic} {exc}", err=True)
         sys.exit(5)
     info = {"state": st.state, "fw": st.fw, "up_s": st.up, "queue": st.queue, "clk": st.clk, "heap_free": st.heap,
             "rssi": st.rssi, "cn": list(st.cn) if st.cn else None, "signed": signed}
@@ -295,5 +300,7 @@ def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str,
 
 from .node_setup_cli import SETUP_COMMANDS  # noqa: E402  (provision, config, build, flash)
 
-for _command in SETUP_COMMANDS:
+from .node_deploy_cli import deploy_cmd  # noqa: E402
+
+for _command in (*SETUP_COMMANDS, deploy_cmd):
     node.add_command(_command)

@@ -108,6 +108,26 @@ def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, o
                f"firmware's validator (mode 0600: it holds the node's password and key)")
 
 
+def build_image(target: str) -> tuple[Path, dict]:
+    """(the ROMFS image, its listing: each file's path, size and SHA-256, the image's), the listing
+    also written beside the image as <image>.files.json. Raises ManifestError, RuntimeError."""
+    import hashlib
+
+    from .dev.nodeproc import build_mpy, build_romfs
+
+    mpy = build_mpy(target=target)
+    image = build_romfs(target=target)
+    files = []
+    for f in sorted(p for p in mpy.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        files.append({"path": str(f.relative_to(mpy)), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    blob = image.read_bytes()
+    result = {"target": target, "image": str(image), "image_bytes": len(blob),
+              "image_sha256": hashlib.sha256(blob).hexdigest(), "mpy_dir": str(mpy), "files": files}
+    image.with_suffix(".files.json").write_text(json.dumps(result, indent=2) + "\n")
+    return image, result
+
+
 @click.command("build", epilog="""\b
 Examples:
   edgemon node build                      # the ESP32 image, under build/firmware-mpy/
@@ -121,31 +141,20 @@ Exit codes: 0 built, 1 the manifest or a module is broken.""")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def build_cmd(target: str, as_json: bool):
     """Build the firmware image from firmware/MANIFEST, with its size and hash."""
-    import hashlib
-
     from .dev.fwmanifest import ManifestError
-    from .dev.nodeproc import build_mpy, build_romfs
 
     try:
-        mpy = build_mpy(target=target)
-        image = build_romfs(target=target)
+        image, result = build_image(target)
     except (ManifestError, RuntimeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    files = []
-    for f in sorted(p for p in mpy.rglob("*") if p.is_file()):
-        data = f.read_bytes()
-        files.append({"path": str(f.relative_to(mpy)), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    blob = image.read_bytes()
-    result = {"target": target, "image": str(image), "image_bytes": len(blob),
-              "image_sha256": hashlib.sha256(blob).hexdigest(), "mpy_dir": str(mpy), "files": files}
-    image.with_suffix(".files.json").write_text(json.dumps(result, indent=2) + "\n")
+    files = result["files"]
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     for f in files:
         click.echo(f"  {f['bytes']:>7,}  {f['sha256'][:16]}  {f['path']}")
     click.echo(f"{len(files)} files, {sum(f['bytes'] for f in files):,} bytes -> {image} "
-               f"({len(blob):,} bytes, sha256 {result['image_sha256']})")
+               f"({result['image_bytes']:,} bytes, sha256 {result['image_sha256']})")
 
 
 @click.command("flash", epilog="""\b

@@ -140,6 +140,7 @@ class Mosquitto:
     port: int = 0
     users: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    acl_path: Path | None = None  # enforce this ACL file (as written by `edgemon node provision`)
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -181,6 +182,7 @@ class Mosquitto:
             "per_listener_settings false",
             "allow_anonymous false",
             f"password_file {self.passwd_path}",
+            *([f"acl_file {self.acl_path}"] if self.acl_path else []),
             f"listener {self.port} 127.0.0.1",
             "persistence true",
             f"persistence_location {self.dir / 'data'}/",
@@ -218,6 +220,12 @@ class Mosquitto:
 
         _wait_until(answers, timeout_s, "mosquitto", self.proc, self.log_path)
         log.info("mosquitto pid %d on %s:%d", self.proc.pid, self.host, self.port)
+
+    def reload(self):
+        """Re-read the password and ACL files (SIGHUP), as `systemctl reload mosquitto` does."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
 
     def stop(self):
         _stop_process(self.proc)

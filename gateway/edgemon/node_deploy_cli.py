@@ -1,0 +1,182 @@
+"""`edgemon node deploy`: the image and the node's config onto a board (USB with mpremote, or the
+virtual board), every file checked by hash on the board, the board reset, and its first status
+awaited on the broker. What goes where: deploy.py; the links: boardlink.py, dev/virtualboard.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+EXIT_FAILED, EXIT_NO_STATUS, EXIT_FORGED = 1, 4, 5
+
+
+def _step(msg: str):
+    click.echo(f"  {msg} ... ", nl=False)
+
+
+def _image(target: str, image: Path | None) -> tuple[Path, dict]:
+    from .deploy import DeployError
+
+    if image is None:
+        from .dev.fwmanifest import ManifestError
+        from .node_setup_cli import build_image
+
+        try:
+            return build_image(target)
+        except (ManifestError, RuntimeError, FileNotFoundError) as exc:
+            raise DeployError(f"building the image: {exc}") from None
+    listing = image.with_suffix(".files.json")
+    try:
+        files = json.loads(listing.read_text())
+    except FileNotFoundError:
+        raise DeployError(f"{listing}: not found: build the image with `edgemon node build` (it writes the "
+                          f"file list beside the image)") from None
+    if files.get("image") and Path(files["image"]).resolve() != image.resolve():
+        raise DeployError(f"{listing} lists {files['image']}, not {image}: build again")
+    return image, files
+
+
+class StatusWatch:
+    """The node's status topic: the retained status now (the old boot), then the next one."""
+
+    def __init__(self, cfg, site: str, node: str):
+        from .node_cli import _connect
+
+        self.topic = f"edge/v1/{site}/{node}/status"
+        self.got: list[tuple[bytes, bool]] = []
+        self.event = threading.Event()
+        self.client = _connect(cfg, "deploy")
+        self.client.on_message = self._on
+        self.client.subscribe(self.topic, qos=1)
+        self.client.loop_start()
+
+    def _on(self, client, userdata, msg):
+        self.got.append((bytes(msg.payload), bool(msg.retain)))
+        self.event.set()
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@click.command("deploy", epilog="""\b
+Examples:
+  edgemon node deploy --config gateway.toml --port /dev/ttyUSB0 qd-plant node01 qd-plant.node01.json
+  edgemon node deploy --config gateway.toml --virtual run/board1 qd-plant node01 qd-plant.node01.json
+Steps, each shown: the node config checked (for SITE/NODE, with its key); the image built
+(`edgemon node build`, or --image); the node stopped; the romfs partition written; /node.json and
+/main.py copied; every file hashed on the board by the board and compared with the build's list
+(a mismatch stops here: the board is not reset); the board reset; its first status after the
+reset awaited on the broker, its signature checked with the node's key.
+--virtual DIR deploys to a virtual board instead (python -m edgemon.dev.virtualboard DIR powers it).
+Exit codes: 0 the node is up, 1 refused or failed (one line says why), 2 bad usage,
+4 no status from the node within --wait, 5 a status not signed with the node's key.""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker and the keys file")
+@click.option("--port", default=None, help="the board's serial port, e.g. /dev/ttyUSB0")
+@click.option("--virtual", "virtual", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="a virtual board's folder instead of --port")
+@click.option("--image", default=None, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="a ROMFS image from `edgemon node build` (default: build it now)")
+@click.option("--wait", default=60.0, show_default=True, type=click.FloatRange(min=1),
+              help="seconds to wait for the node's first status")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.argument("node_json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path | None, wait: float, site: str,
+               node_name: str, node_json: Path):
+    """Copy the image and node.json to a board, check every file on the board, reset, wait for it."""
+    from .deploy import MAIN_STUB, DeployError, check_node_json, compare, expected_files, hash_script, parse_hashes
+    from .node_cli import _load_gateway, verified_status
+
+    if (port is None) == (virtual is None):
+        raise click.UsageError("give the board: --port /dev/ttyUSB0, or --virtual DIR")
+    cfg = _load_gateway(config)
+    key = (cfg.keys or {}).get(f"{site}/{node_name}")
+    if key is None:
+        raise click.ClickException(f"{site}/{node_name} has no key in the gateway's keys file: run "
+                                   f"`edgemon node provision` first")
+    t0 = time.monotonic()
+    click.echo(f"{site}/{node_name} -> {port or virtual}")
+    watch = None
+    try:
+        data = node_json.read_bytes()
+        _step(f"node config {node_json.name}")
+        check_node_json(data, site, node_name)
+        click.echo("ok")
+        _step("image")
+        image, listing = _image("pc" if virtual else "board", image)
+        want = expected_files(listing, data)
+        click.echo(f"{image.name}, {len(listing['files'])} files, {listing['image_bytes']:,} bytes")
+        if virtual:
+            from .dev.virtualboard import VirtualBoardLink
+
+            link = VirtualBoardLink(virtual)
+        else:
+            from .boardlink import MpremoteLink
+
+            link = MpremoteLink(port)
+        watch = StatusWatch(cfg, site, node_name)
+        _step("stopping the node")
+        link.halt()
+        click.echo("ok")
+        _step("writing the romfs partition")
+        link.write_romfs(image)
+        click.echo("ok")
+        _step("copying /node.json, /main.py")
+        link.put(data, "/node.json", node_json)
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=".py") as stub:
+            stub.write(MAIN_STUB)
+            stub.flush()
+            link.put(MAIN_STUB, "/main.py", Path(stub.name))
+        click.echo("ok")
+        _step(f"checking {len(want)} files on the board")
+        problems = compare(want, parse_hashes(link.run(hash_script([e.path for e in want], root=link.root))))
+        if problems:
+            click.echo("FAILED")
+            raise DeployError("the board does not hold what was sent; it is not reset. Run the deploy again "
+                              "(a copy cut short?):\n  " + "\n  ".join(problems))
+        click.echo("all match")
+        time.sleep(0.5)  # the retained status, if any, has arrived: it is the old boot's
+        old = len(watch.got)
+        watch.event.clear()
+        _step("resetting")
+        link.reset()
+        click.echo("ok")
+        _step(f"waiting for its first status (up to {wait:g} s)")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            fresh = [p for p, retained in watch.got[old:] if not retained]
+            for payload in fresh:
+                try:
+                    st, signed = verified_status(payload, key)
+                except ValueError as exc:
+                    click.echo("FAILED")
+                    click.echo(f"{site}/{node_name}: the status {exc}", err=True)
+                    sys.exit(EXIT_FORGED)
+                if st.online:
+                    click.echo("online")
+                    click.echo(f"{site}/{node_name} is up: fw {st.fw}, boot {st.cn[0] if st.cn else '?'}, "
+                               f"{signed}, in {time.monotonic() - t0:.1f} s. Next: edgemon node probe "
+                               f"--config {config} {site} {node_name}")
+                    return
+            watch.event.wait(0.2)
+            watch.event.clear()
+        click.echo("none")
+        click.echo(f"{site}/{node_name}: no status within {wait:g} s after the reset: the files are on the board "
+                   f"and checked; see what it prints (WiFi, broker address and account in {node_json.name})",
+                   err=True)
+        sys.exit(EXIT_NO_STATUS)
+    except DeployError as exc:
+        click.echo("FAILED")
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if watch:
+            watch.close()
