@@ -163,6 +163,27 @@ analyzers = [ {{ name = "cod", profile = "cod_generic", unit = 1, timeout_ms = 5
         deadline = time.monotonic() + 40
         while time.monotonic() < deadline and len(watch.recs) < 5:
             time.sleep(0.2)
+        # 7. logs: the status, the boot event as the gateway stored it; then live: a reboot seen on
+        # the board's console and as a new boot event, and a forged event refused (exit 5)
+        r = edgemon("node", "logs", "--config", str(gt), SITE, NODE)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "status   online, fw 0.3.0" in r.stdout and "signature ok; retained" in r.stdout, r.stdout
+        assert " event boot " in r.stdout, r.stdout
+        follow = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "node", "logs", "--config", str(gt), SITE,
+                                   NODE, "--follow", "--for", "12", "--virtual", str(board_dir)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)
+        r = edgemon("node", "cmd", "--config", str(gt), SITE, NODE, "reboot")
+        assert r.returncode == 0, r.stdout + r.stderr
+        time.sleep(5)
+        from edgemon.keys import signed_payload
+        forged = signed_payload(b'{"ts":1,"kind":"boot","detail":"forged"}', b"\x01" * 32)
+        watch.c.publish(f"edge/v1/{SITE}/{NODE}/event", forged, qos=1).wait_for_publish(5)
+        out = follow.communicate(timeout=30)[0]
+        assert follow.returncode == 5, out
+        assert "console  (board) the node reset itself" in out and "console  (board) boot 2" in out, out
+        assert out.count(" event boot ") >= 2 and "REFUSED  event forged" in out, out  # stored + live
+        assert "status   online" in out and "; live)" in out, out
         _stop(procs.pop("board"))  # power off: no more records
         time.sleep(1.0)
         with watch.lock:
