@@ -1,52 +1,29 @@
-"""What the node receives over MQTT (docs/ARCHITECTURE.md section 3): SUBSCRIBE for the MQTT client,
-and the command channel on the node's own edge/v1/{site}/{node}/cmd, each command answered on
-.../cmd/ack. Loaded for the call (compat.call_once from node.py: at each connect to subscribe, and
-while commands wait) and dropped after: the poll loop keeps none of it.
+"""The command channel (docs/ARCHITECTURE.md section 3): commands on the node's own
+edge/v1/{site}/{node}/cmd (mqttsub.py subscribes at each connect), each answered on .../cmd/ack.
+Loaded for the call (compat.call_once from node.py, while commands wait) and dropped after: the
+poll loop keeps none of it, and a connect does not load it (at 64k, with profiles, loading it at
+each connect did not find a 640-byte block).
 
 A command: {"id":<int>,"cmd":"<op>","exp":<Unix ms>,"args":{...},"sig":"<hex>"}, signed like data
 (HMAC-SHA256 with the node's key over the payload without its final ,"sig":"<hex>"). It is refused,
 and the refusal acknowledged, when it is unsigned, forged, expired, not newer than the last one
 accepted (a replay: that id is kept on flash, stored before the op runs, so a command runs once
 even if the node resets half way) or unknown. Ops: time (the clock; args sync=true: NTP first),
-status (the retained status now), reboot (after the ack).
+status (the retained status now), reboot (after the ack), probe (cmdprobe.py), config (new_config).
 
 Heap: every name and every string of up to 10 characters in a loaded module is interned for good,
 and the node ran 6 names short of a new 7 KB name table (620 of 620 with this module's first
 draft). So this module has two functions, uses names the node already has, and writes its short
 words (the reasons) as long strings."""
 import json
-import struct
 from binascii import hexlify
-from compat import const
-from mqtt import MQTTError, encode_remaining_length, _utf8
-
-_SUBSCRIBE = const(0x82)  # with the flag bits 3.1.1 requires (0b0010)
-_SUBACK = const(0x90)
-
-
-def subscribe(self, topic, qos=1, timeout_ms=None):
-    """SUBSCRIBE the connected mqtt.MQTTClient `self` to one topic filter and wait for its SUBACK;
-    returns the granted QoS. Messages that arrive meanwhile (a retained one on this very topic, say)
-    go to self.on_message as usual. A refusal (SUBACK 0x80: the broker's ACL) raises MQTTError and
-    leaves the connection up (the node still publishes); any other error closes the client. With a
-    clean session a subscription ends with its connection."""
-    if self.sock is None:
-        raise MQTTError("subscribe: not connected")
-    pid = self._next_pid()
-    body = struct.pack(">H", pid) + _utf8(topic) + bytes([qos])
-    try:
-        self._send(bytes([_SUBSCRIBE]) + encode_remaining_length(len(body)) + body)
-        body = self._await(_SUBACK, pid, self.timeout_ms if timeout_ms is None else timeout_ms)
-    except Exception:
-        self.close()
-        raise
-    if len(body) != 3 or body[2] > 2:
-        raise MQTTError("subscription to %s refused (check the broker ACL)" % topic)
-    return body[2]
-
 
 def run(node, payload):
     """One command payload (bytes): checked, run, acknowledged on cmd/ack (signed by the node)."""
+    if type(payload) is str:  # a big one, held on flash by node.on_message until its code is in
+        f = open(payload, "rb")
+        payload = f.read()
+        f.close()
     clock = node.hw.clock
     now = clock.now_ms()
     err = None
@@ -91,8 +68,8 @@ def run(node, payload):
             err = "expired %d ms ago (check the clocks)" % (now - exp)
         elif type(payload.get("args", {})) is not dict:
             err = "bad args: an object expected"
-        elif op not in "time status reboot probe".split():  # (one long string: short ones are interned)
-            err = "unknown command: the ops are time, status, reboot, probe"
+        elif op not in "time status reboot probe config".split():  # (one long string: short ones are interned)
+            err = "unknown command: the ops are time, status, reboot, probe, config"
         else:
             ptr.store(i)  # before it runs: once only, whatever happens next
             try:
@@ -106,8 +83,10 @@ def run(node, payload):
                     res = '{"now":%d,"clk":"%s","synced":%s}' % (clock.now_ms(), clock.clk, res or "null")
                 elif op == "status":
                     node._status_due = True  # the retained status goes out right after this ack
+                elif op == "config":
+                    res = new_config(node, payload["args"])
                 elif op != "reboot":  # probe
-                    res = sample(node, payload.get("args", {}).get("analyzer"))
+                    res = __import__("compat").call_once("cmdprobe", "sample", node, payload.get("args", {}).get("analyzer"))
             except Exception as e:
                 err = "failed: %s: %s" % (type(e).__name__, e)
     node.log("cmd %s %s: %s" % (i, op, err or "done, acknowledged"))
@@ -118,57 +97,28 @@ def run(node, payload):
     node._publish_signed("/".join((node.status_topic[:-7], "cmd", "ack")), (
         '{"id":%s,"cmd":%s,"ts":%d,%s' % ("null" if i is None else "%d" % i, json.dumps(op), clock.now_ms(),
                                           res)).encode(), False)
-    if op == "reboot" and err is None:
+    if op in ("reboot", "config") and err is None:
         node.hw.reset()  # after the ack's PUBACK; a board replays its flash queue after the reset
 
 
-def sample(node, name):
-    """probe: each analyzer (or the one named) read now, as a poll reads it: its read blocks' raw
-    registers (hex; bits as 0/1) as [fc, start, raw, members] (members: value index, offset in the
-    block; -1 the status word), then each value as "param":[value, flag, type, order] after scaling,
-    as a record would carry it. The analyzer's values layout (analyzer._V_*: param 0, type 2, order
-    3, 9 entries a value) is read here by number; tests/firmware/test_fw_layout.py keeps them in step.
-    (Names reused and the class made here, not at import: each new name and a class cost heap.)"""
-    from record import format_number
-
-    class _Tap:
-        # The analyzer's master, keeping what each read returned: the probe shows the very registers
-        # the values were decoded from (a second read could differ: analyzers move).
-        def __init__(self, master):
-            self.master = master
-            self.out = {}
-
-        def read_registers(self, unit, fc, start, *rest):
-            got = self.master.read_registers(unit, fc, start, *rest)
-            self.out[(fc, start)] = hexlify(b"".join([struct.pack(">H", r) for r in got])).decode()
-            return got
-
-        def read_bits(self, unit, fc, start, *rest):
-            got = self.master.read_bits(unit, fc, start, *rest)
-            self.out[(fc, start)] = "".join(["1" if b else "0" for b in got])
-            return got
-
-    out = []
-    for a in node.analyzers:
-        if name is not None and a.name != name:
-            continue
-        got = {}
-        tap = _Tap(a.master)
-        a.master = tap
-        try:
-            a.sample(got)
-        finally:
-            a.master = tap.master
-        blocks = []
-        for fc, start, count, members in a.blocks:
-            blocks.append('[%d,%d,"%s",[%s]]' % (fc, start, tap.out.get((fc, start), "no answer (flag B or D)"),
-                                                ",".join(["%d" % m for m in members])))
-        v = a.vals
-        vals = []
-        for j in range(0, len(v), 9):
-            x, f = got.get(v[j], (None, "B"))
-            vals.append('"%s":[%s,"%s","%s","%s"]' % (v[j], format_number(x), f, v[j + 2], v[j + 3]))
-        out.append('"%s":{"unit":%d,"blocks":[%s],"values":{%s}}' % (a.name, a.unit, ",".join(blocks), ",".join(vals)))
-    if not out:
-        raise ValueError("no analyzer named %s" % name)
-    return "{" + ",".join(out) + "}"
+def new_config(node, args):
+    """config: args {"config": <node config>, "trial_s": s (default 300)}. Refused when it is for
+    another site/node. Else written beside the running one (<path>.config-new, with the trial marker
+    <path>.config-trial) and the node resets after the ack: the swap, the check by the boot's own
+    validator and the trial are the boot's (start.load, cfgswap), while the heap is free (loading
+    the validator here, beside the running node, does not fit a 64k heap)."""
+    cfg = args.get("config")
+    s = args.get("trial_s", 300)
+    path = node._trial[0]
+    if type(cfg) is not dict or type(s) is not int or not 10 <= s <= 3600:
+        raise ValueError("args: a config object and trial_s 10..3600 expected")
+    if "/%s/%s/" % (cfg.get("site"), cfg.get("node")) not in node.status_topic:
+        raise ValueError("refused: the config is for %s/%s, not this node" % (cfg.get("site"), cfg.get("node")))
+    f = open(path + ".config-new", "w")
+    json.dump(cfg, f)  # streamed: one string of the whole config may not find a block in 64k
+    f.close()
+    cfg = None
+    f = open(path + ".config-trial", "w")  # after it: no marker, no swap (a cut here loses nothing)
+    f.write("0%d" % s)
+    f.close()
+    return '{"trial_s":%d}' % s

@@ -1,5 +1,5 @@
 """Minimal MQTT 3.1.1 client (CONNECT/CONNACK, PUBLISH QoS 0/1 + PUBACK both ways, PINGREQ,
-DISCONNECT; SUBSCRIBE/SUBACK in cmdchan.py, loaded at connect only).
+DISCONNECT; SUBSCRIBE/SUBACK in mqttsub.py, loaded at connect only).
 Packet builders are pure functions (tested byte-for-byte); MQTTClient adds the socket I/O."""
 import sockio
 import struct
@@ -255,7 +255,7 @@ class MQTTClient:
             raise
 
     def _await(self, want, pid, timeout_ms):
-        """The body of the packet of type want (PUBACK here, SUBACK in cmdchan.py) for packet id pid;
+        """The body of the packet of type want (PUBACK here, SUBACK in mqttsub.py) for packet id pid;
         every other packet that arrives first is handled as maintain() would. MQTTTimeout after
         timeout_ms."""
         start = ticks_ms()

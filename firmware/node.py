@@ -174,12 +174,19 @@ class Node:
             except Exception as e:
                 m.will = None
                 self._link_failed("connect", e)
+                e = self._trial[1]  # a new config on trial that has not reached the broker in time
+                if e is not None and ticks_diff(ticks_ms(), e) > 0:
+                    self.hw.reset()  # start.trial brings the previous config back
                 return
             m.will = None  # the broker holds it now (a new one is built for the next connection)
+            if self._trial[1] is not None:  # a new config on trial (cfgswap.py) reached the broker: it stays
+                __import__("os").remove(self._trial[0] + ".config-trial")
+                self._trial[1] = None
+                self.log("config: the new config is confirmed (connected with it)")
             self.mqtt_backoff.succeeded()
             self._feed()
             try:  # the command channel, this connection's (clean session: the broker forgets it)
-                call_once("cmdchan", "subscribe", m, self.status_topic[:-6] + "cmd", 1)
+                call_once("mqttsub", "subscribe", m, self.status_topic[:-6] + "cmd", 1)
             except Exception as e:  # refused by the ACL: the link stays up, data still flows
                 if isinstance(e, MemoryError):
                     m.close()  # no command channel on this link: try again with the next one
@@ -208,7 +215,7 @@ class Node:
                     self._last_status = ticks_add(now, 5000 - self.status_ms)
             self._events()
             while self._cmd:  # commands, oldest first; their code is loaded for them only
-                call_once("cmdchan", "run", self, self._cmd.pop(0))
+                call_once("cmdchan", "run", self, self._cmd.pop(0))  # popped first: one that fails never blocks the data
                 self._feed()
             start = ticks_ms()
             while len(self.queue):
@@ -325,11 +332,22 @@ class Node:
 
     def on_message(self, topic, payload):
         # A command (the node subscribes to its cmd topic only), from inside the MQTT client's
-        # reads (during a publish, say): only queued here, run by the loop (cmdchan.run).
-        if len(self._cmd) < 4:
+        # reads (during a publish, say): only queued here, run by the loop (cmdchan.run). A big one
+        # (a config) waits on flash: held in the heap, it could leave cmdchan's code no block.
+        try:
+            if len(payload) > 200:
+                topic = self.queue.dir + "/cmd-held"
+                if topic in self._cmd:
+                    raise OverflowError("a big command is already waiting, this one dropped")
+                f = open(topic, "wb")
+                f.write(payload)
+                f.close()
+                payload = topic
+            if len(self._cmd) >= 4:  # the sender gets no ack and may send it again
+                raise OverflowError("4 commands waiting, one dropped")
             self._cmd.append(payload)
-        else:  # the sender gets no ack and may send it again
-            self._error("cmd", OverflowError("4 commands waiting, one dropped"))
+        except Exception as e:  # never into the MQTT client's read
+            self._error("cmd", e)
 
     def _link_failed(self, where, e):
         self.mqtt.close()

@@ -2,7 +2,7 @@
 queue, first). Imported for the call through compat.call_once and unloaded after, so its bytecode
 is not in the heap while the node polls (the heap is the budget: see README "Heap")."""
 import gc
-from compat import ticks_ms, call_once, const
+from compat import ticks_ms, ticks_add, call_once, const
 
 _KINDS = {"code": 0, "bits": 1, "ascii_flag": 2}  # analyzer._CODE, _BITS, _ASCII
 _BACKOFF_MIN_MS = const(1000)  # MQTT reconnects: 1 s, doubling up to 30 s
@@ -75,6 +75,9 @@ def init_node(self, config, hw, mqtt_client, log, Analyzer):
     self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
     self._rows = self._cn = self._cmd = None
+    # [config path, ticks deadline of a config on trial (the config op's, start.trial) or None]
+    t = config.get("_trial") or ("/node.json", 0)
+    self._trial = [t[0], ticks_add(ticks_ms(), t[1] * 1000) if t[1] else None]
     self.hw = hw
     self.log = log
     site = config["site"]

@@ -37,15 +37,31 @@ def parse_args(argv):
     return path, cycles, state_dir
 
 
-def load(path):
-    """The validated config, or (ConfigError text, None). config.py (and cfgcheck.py) are unloaded
-    afterwards: their ~10 KB of bytecode are not needed again, and the heap is the budget."""
+def load(path, trial=None):
+    """(the validated config, None), or (None, the ConfigError text). config.py (and cfgcheck.py)
+    are unloaded afterwards: their ~10 KB of bytecode are not needed again, and the heap is the
+    budget. A config sent by the config op is on trial (<path>.config-trial, cfgswap.trial): one
+    that does not load brings the previous one back at once. The config carries "_trial": (path,
+    seconds the node has to reach the broker with it, 0 when not on trial)."""
+    if trial is None:
+        try:
+            open(path + ".config-trial").close()
+            trial = 1
+        except OSError:
+            trial = 0
+        if trial:  # (outside the try: an error of the trial's own is not "no trial")
+            trial = __import__("compat").call_once("cfgswap", "trial", path)
     had = "config" in sys.modules  # (only when something else loaded it first, as a test may)
     from config import load_config, ConfigError
     try:
         cfg = load_config(path)
+        cfg["_trial"] = (path, trial)
     except ConfigError as e:  # every error, one line each, each naming the file
-        return None, "\n".join("config error: %s: %s" % fr for fr in e.errors)
+        cfg = "\n".join("config error: %s: %s" % fr for fr in e.errors)
+        if not trial:
+            return None, cfg
+        print(cfg)
+        cfg = None
     finally:
         m = sys.modules.pop("config")
         if not had:
@@ -63,6 +79,9 @@ def load(path):
     # find whole blocks (without it a 64k heap failed to start on some path lengths).
     import gc
     gc.collect()
+    if cfg is None:  # the config on trial does not load: the previous one, at once
+        __import__("compat").call_once("cfgswap", "restore", path)
+        return load(path, 0)
     return _copy(cfg), None
 
 

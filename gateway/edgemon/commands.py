@@ -23,6 +23,8 @@ OPS = {
     "status": "publish the retained status now (result: records waiting on flash)",
     "reboot": "reset the node after the ack (it replays its flash queue after; result: records waiting)",
     "probe": "read the analyzers now: raw registers and decoded values (args: analyzer=NAME for one)",
+    "config": "a new node config, checked on the node, on trial until the node connects with it, else the "
+              "old one comes back (args: config, trial_s; `edgemon node reconfigure` sends it)",
 }
 OP_RE = re.compile(r"[A-Za-z]{1,16}")
 

@@ -300,8 +300,8 @@ def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str,
 
 from .node_setup_cli import SETUP_COMMANDS  # noqa: E402  (provision, config, build, flash)
 
-from .node_deploy_cli import deploy_cmd  # noqa: E402
+from .node_deploy_cli import deploy_cmd, reconfigure_cmd  # noqa: E402
 from .node_logs_cli import logs_cmd  # noqa: E402
 
-for _command in (*SETUP_COMMANDS, deploy_cmd, logs_cmd):
+for _command in (*SETUP_COMMANDS, deploy_cmd, reconfigure_cmd, logs_cmd):
     node.add_command(_command)

@@ -180,3 +180,72 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
     finally:
         if watch:
             watch.close()
+
+
+@click.command("reconfigure", epilog="""\b
+Examples:
+  edgemon node reconfigure --config /etc/edgemon/gateway.toml qd-plant node01 qd-plant.node01.json
+  edgemon node reconfigure --config gateway.toml qd-plant node01 new.json --trial 120 --wait 180
+Sends a new node config over the command channel (the `config` op, signed). It is checked here by
+the firmware's validator first, then on the node again; the node keeps the running config, swaps
+in the new one and resets. The new config is on trial: the node confirms it once it reaches the
+broker with it; if it does not within --trial seconds it resets and brings the previous config
+back by itself (a wrong WiFi or broker setting cannot strand a node on site).
+Exit codes: 0 the node is up with the new config, 1 refused here or by the node, 2 bad usage,
+4 no ack, or no status from the node within --wait (it restores the old config after --trial).""")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker and the keys file")
+@click.option("--trial", "trial_s", default=300, show_default=True, type=click.IntRange(10, 3600),
+              help="seconds the node has to reach the broker with the new config")
+@click.option("--wait", default=90.0, show_default=True, type=click.FloatRange(min=1),
+              help="seconds to wait for the node's status after its reset")
+@click.argument("site")
+@click.argument("node_name", metavar="NODE")
+@click.argument("node_json", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def reconfigure_cmd(config: Path, trial_s: int, wait: float, site: str, node_name: str, node_json: Path):
+    """Send SITE/NODE a new config over the air; it rolls back by itself if it does not come up."""
+    from .deploy import DeployError, check_node_json
+    from .node_cli import EXIT_REFUSED, _load_gateway, _send_command, verified_status
+    from .nodeconfig import _firmware_validator
+
+    cfg = _load_gateway(config)
+    key = (cfg.keys or {}).get(f"{site}/{node_name}")
+    try:
+        new = check_node_json(node_json.read_bytes(), site, node_name)
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    validate, fw_error = _firmware_validator()
+    try:
+        validate(json.loads(json.dumps(new)))
+    except fw_error as exc:
+        raise click.ClickException("refused here, nothing sent:\n" + "\n".join(
+            f"{node_json}: {field}: {reason}" for field, reason in exc.errors)) from None
+    watch = StatusWatch(cfg, site, node_name)
+    try:
+        time.sleep(0.5)
+        old = len(watch.got)
+        a, cid = _send_command(cfg, config, site, node_name, "config", {"config": new, "trial_s": trial_s}, 60, 30)
+        if not a.ok:
+            click.echo(f"{site}/{node_name}: config refused by the node (id {cid}): {a.err}", err=True)
+            sys.exit(EXIT_REFUSED)
+        click.echo(f"{site}/{node_name}: config accepted (id {cid}), on trial for {trial_s} s; the node resets")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            for payload, retained in watch.got[old:]:
+                if retained:
+                    continue
+                try:
+                    st, signed = verified_status(payload, key)
+                except ValueError:
+                    continue
+                if st.online:
+                    click.echo(f"{site}/{node_name} is up with the new config: fw {st.fw}, boot "
+                               f"{st.cn[0] if st.cn else '?'}, {signed} (connected: the trial is over)")
+                    return
+            watch.event.wait(0.2)
+            watch.event.clear()
+        click.echo(f"{site}/{node_name}: no status within {wait:g} s after the reset; unless it reaches the broker "
+                   f"within {trial_s} s of its boot, it brings back the previous config by itself", err=True)
+        sys.exit(EXIT_NO_STATUS)
+    finally:
+        watch.close()

@@ -28,7 +28,7 @@ def test_an_analyzers_values_sit_at_analyzer_py_offsets():
     assert v[analyzer._V_ORDER] == "ABCD" and (v[analyzer._V_MUL], v[analyzer._V_DIV]) == (1, 100)
     assert v[analyzer._V_OFFSET] == 2.5 and (v[analyzer._V_LOW], v[analyzer._V_HIGH]) == (1, 9)
     assert a.vals[analyzer._V_ORDER] == "CDAB" and a.vals[analyzer._V_LOW] is None
-    # cmdchan.sample (the probe) reads the values by these numbers (a const() is not importable on the device)
+    # cmdprobe.sample (the probe) reads the values by these numbers (a const() is not importable on the device)
     assert (analyzer._V_PARAM, analyzer._V_TYPE, analyzer._V_ORDER, analyzer._V_N) == (0, 2, 3, 9)
 
 

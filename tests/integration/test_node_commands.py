@@ -116,7 +116,7 @@ def rig(stack, tmp_path):
         watch.close()
         fw.stop()
         sim.stop()
-        print("firmware log tail:\n" + "\n".join(list(fw.lines)[-30:]))
+        print("firmware log tail:\n" + "\n".join(list(fw.lines)[-int(os.environ.get("FWTAIL", "30")):]))
 
 
 def test_a_signed_command_is_run_once_and_acknowledged(rig):
@@ -234,3 +234,41 @@ def test_probe_shows_raw_registers_decoded_values_and_every_order(rig):
     assert text.returncode == 0 and "w01018" in text.stdout and "float32 ABCD" in text.stdout
     r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--analyzer", "flow")
     assert r.returncode == 3 and "no analyzer named flow" in r.stderr
+
+
+def test_reconfigure_swaps_the_config_and_one_that_cannot_connect_rolls_back_by_itself(rig):
+    path = rig["tmp"] / "node.json"
+    first = json.loads(path.read_text())
+    new = dict(first, poll_s=2)
+    (rig["tmp"] / "new.json").write_text(json.dumps(new))
+    r = edgemon("node", "reconfigure", "--config", str(rig["toml"]), SITE, NODE, str(rig["tmp"] / "new.json"),
+                "--wait", "30", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr + "\n".join(list(rig["fw"].lines)[-20:])
+    assert "config accepted" in r.stdout and "is up with the new config" in r.stdout, r.stdout
+    assert json.loads(path.read_text())["poll_s"] == 2 and json.loads((rig["tmp"] / "node.json.config-old").read_text()) == first
+    assert not (rig["tmp"] / "node.json.config-trial").exists() and rig["fw"].resets == 1
+    # refused here, before anything is sent: every problem, naming the file and field
+    bad = dict(new, poll_s=-1, mqtt=dict(new["mqtt"], port=99999))
+    (rig["tmp"] / "bad.json").write_text(json.dumps(bad))
+    r = edgemon("node", "reconfigure", "--config", str(rig["toml"]), SITE, NODE, str(rig["tmp"] / "bad.json"))
+    assert r.returncode == 1 and "nothing sent" in r.stderr and "bad.json: poll_s:" in r.stderr, r.stderr
+    assert "bad.json: mqtt.port:" in r.stderr
+    # valid but stranding: a broker port nobody listens on. Accepted, the node resets, cannot connect,
+    # resets again after its trial and comes back with the config it had; no record lost
+    strand = dict(new, mqtt=dict(new["mqtt"], port=1))
+    (rig["tmp"] / "strand.json").write_text(json.dumps(strand))
+    r = edgemon("node", "reconfigure", "--config", str(rig["toml"]), SITE, NODE, str(rig["tmp"] / "strand.json"),
+                "--trial", "10", "--wait", "5", timeout=90)
+    assert r.returncode == 4 and "config accepted" in r.stdout and "brings back the previous config" in r.stderr, \
+        r.stdout + r.stderr
+    w = rig["watch"]
+    boots = len([s for s in w.statuses if s.get("state") == "online"])
+    w.wait(lambda w: len([s for s in w.statuses if s.get("state") == "online"]) > boots, "the node back online",
+           timeout=60)
+    assert json.loads(path.read_text())["mqtt"]["port"] == first["mqtt"]["port"] and rig["fw"].resets == 3
+    assert not (rig["tmp"] / "node.json.config-trial").exists()
+    assert any("the previous one is back" in ln for ln in rig["fw"].lines)
+    n = len(w.seqs)
+    w.wait(lambda w: len(w.seqs) > n + 3, "records after the rollback", timeout=20)
+    seqs = sorted(set(w.seqs))
+    assert seqs == list(range(seqs[0], seqs[-1] + 1)), seqs  # nothing lost across the three resets

@@ -1,4 +1,4 @@
-"""The firmware's MQTT client (firmware/mqtt.py + cmdchan.subscribe, run here under CPython) subscribed to its
+"""The firmware's MQTT client (firmware/mqtt.py + mqttsub.subscribe, run here under CPython) subscribed to its
 node's command topic on the real Mosquitto: the retained message first, then live QoS 1 messages,
 each acknowledged; a clean session's subscription ends with its connection."""
 import sys
@@ -13,7 +13,7 @@ if FIRMWARE not in sys.path:
     sys.path.insert(0, FIRMWARE)
 
 import mqtt as fw_mqtt  # noqa: E402
-import cmdchan  # noqa: E402
+import mqttsub  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_node_client_receives_its_commands_from_the_real_broker(stack):
     try:
         sender.publish(topic, b'{"id":"r1"}', qos=1, retain=True).wait_for_publish(5)
         node.connect()
-        assert cmdchan.subscribe(node, topic, 1) == 1
+        assert mqttsub.subscribe(node, topic, 1) == 1
         _pump(node, got, 1)
         assert got == [(topic, b'{"id":"r1"}')]  # the retained one, at once
         for i in range(3):

@@ -150,7 +150,7 @@ class FakeMQTT:
     def disconnect(self):
         self.connected = False
 
-    # What cmdchan.subscribe uses of the real client: each SUBSCRIBE is kept, and granted at QoS 1
+    # What mqttsub.subscribe uses of the real client: each SUBSCRIBE is kept, and granted at QoS 1
     # unless refuse_subscribe (a SUBACK 0x80: the broker's ACL said no).
     timeout_ms = 1000
     refuse_subscribe = False

@@ -1,7 +1,7 @@
 import mqtt
 from mqtt import (encode_remaining_length, decode_remaining_length, build_connect, build_publish,
                   build_puback, MQTTConnectError, MQTTError, MQTTTimeout)
-from cmdchan import subscribe
+from mqttsub import subscribe
 from fakes import raises, recv_available, loopback_client, close_loopback
 
 CONNACK_OK = b"\x20\x02\x00\x00"
