@@ -1,8 +1,9 @@
 """The boot's half of the config op (docs/ARCHITECTURE.md section 3). cmdchan.new_config leaves the
-new config at <path>.config-new and the marker <path>.config-trial ("0<seconds>"), then resets; at
-boot, while the heap is free, start.load calls trial() (swap, trial begins) and, when the new config
-does not load, restore(); node.py removes the marker once connected with it. Loaded for the call only
-(compat.call_once) and dropped after.
+new config at <path>.config-new and the marker <path>.config-trial ("0<seconds>"), then resets. At
+boot, while the heap is free, start.load calls trial() (the swap), checks the new config, keeps the
+checked copy and resets; the next boot loads that copy and calls begin() (the trial), and node.py
+removes the marker once connected with it. A new config that does not load, or a trial that ends
+unconfirmed, brings the old one back (restore()). Loaded for the call only (compat.call_once).
 
 Every step survives a power cut: the marker is written last by the op and removed last here, and
 each boot finds from the files alone where the swap stopped."""
@@ -10,16 +11,13 @@ import os
 
 
 def trial(path):
-    """At boot, when <path>.config-trial is there. First boot of a new config ("0"): the running one
-    becomes <path>.config-old, the new one <path>, the marker "1" (a swap cut half way is completed
-    by the next boot); returns the seconds the node has to reach the broker with it (else it resets).
-    A later boot with the marker still there ("1": it never connected) brings the old one back and
-    returns 0. (The marker is handled as bytes and the moves written out: every name and short
-    string here is interned for good at 64k, beside the command channel's.)"""
-    t = path + ".config-trial"
-    f = open(t, "rb")
-    s = bytearray(f.read())
-    f.close()
+    """At boot, when <path>.config-trial is there. A new config ("0<s>"): the running one becomes
+    <path>.config-old, the new one <path> (a swap cut half way is completed by the next boot);
+    returns -s: start.load checks it, and the boot after that begins its trial (begin). A boot with
+    the trial still on ("1<s>": the node never reached the broker with it, node.py would have
+    removed the marker) brings the old one back and returns 0. (The marker is read as bytes and
+    written without short strings: every name and short string here is interned for good at 64k.)"""
+    s = _marker(path)
     if s[0] != 48:  # not "0"
         restore(path)
         return 0
@@ -31,13 +29,25 @@ def trial(path):
         except OSError:  # cut after the first move: the running one is already the old one
             pass
         restore(path + ".config-new", path)
-    except OSError:  # no new one: swapped already (cut before the marker said so)
+    except OSError:  # no new one: swapped already (cut before the boot checked it)
         pass
-    s[0] = 49  # "1": on trial
-    f = open(t, "wb")
+    return -int(bytes(s[1:]))
+
+
+def begin(path):
+    """The trial of the new config begins (checked by the boot before): marker "1<s>"."""
+    s = _marker(path)
+    s[0] = 49
+    f = open(path + ".config-trial", "wb")
     f.write(s)
     f.close()
-    return int(bytes(s[1:]))
+
+
+def _marker(path):
+    f = open(path + ".config-trial", "rb")
+    s = bytearray(f.read())
+    f.close()
+    return s
 
 
 def restore(path, b=None):

@@ -38,24 +38,45 @@ def parse_args(argv):
 
 
 def load(path, trial=None):
-    """(the validated config, None), or (None, the ConfigError text). config.py (and cfgcheck.py)
-    are unloaded afterwards: their ~10 KB of bytecode are not needed again, and the heap is the
-    budget. A config sent by the config op is on trial (<path>.config-trial, cfgswap.trial): one
-    that does not load brings the previous one back at once. The config carries "_trial": (path,
-    seconds the node has to reach the broker with it, 0 when not on trial)."""
+    """(the validated config, None), (None, the ConfigError text), or (None, None): reset now.
+
+    The validator (config.py, cfgcheck.py, analyzer_profile.py: ~10 KB of bytecode) is unloaded
+    afterwards, but every name it loaded stays interned for good, about 100 of the 620 a 64k node
+    has room for. So a validated config is kept beside the file (<path>.checked: the digest of the
+    file and the firmware version, then the checked JSON); a boot that finds it loads that and never
+    loads the validator. A config sent by the config op (cfgswap.py, <path>.config-trial) is checked
+    on one boot, and the node resets into a lean boot that runs the trial; one that does not load
+    brings the previous one back at once. The config carries "_trial": (path, the seconds the node
+    has to reach the broker with it, 0 when not on trial)."""
     if trial is None:
         try:
             open(path + ".config-trial").close()
             trial = 1
         except OSError:
-            trial = 0
+            trial = None
         if trial:  # (outside the try: an error of the trial's own is not "no trial")
-            trial = __import__("compat").call_once("cfgswap", "trial", path)
+            trial = __import__("compat").call_once("cfgswap", "trial", path)  # -seconds: swapped; 0: restored
+    try:
+        f = open(path, "rb")
+        text = f.read()
+        f.close()
+        f = __import__("hashlib").sha256(text)
+        f.update(__import__("record").FW_VERSION.encode())
+        text = __import__("binascii").hexlify(f.digest()).decode() + "\n"
+        cfg = _checked(path, text)
+    except OSError:  # unreadable: the validator says so, naming the file
+        cfg = text = None
+    f = None
+    if cfg is not None:
+        if trial is not None and trial < 0:  # the new config, checked by the boot before: its trial begins
+            __import__("compat").call_once("cfgswap", "begin", path)
+            trial = -trial
+        cfg["_trial"] = (path, trial or 0)
+        return cfg, None
     had = "config" in sys.modules  # (only when something else loaded it first, as a test may)
     from config import load_config, ConfigError
     try:
         cfg = load_config(path)
-        cfg["_trial"] = (path, trial)
     except ConfigError as e:  # every error, one line each, each naming the file
         cfg = "\n".join("config error: %s: %s" % fr for fr in e.errors)
         if not trial:
@@ -82,7 +103,41 @@ def load(path, trial=None):
     if cfg is None:  # the config on trial does not load: the previous one, at once
         __import__("compat").call_once("cfgswap", "restore", path)
         return load(path, 0)
-    return _copy(cfg), None
+    try:  # kept for the next boots (a read-only folder: checked again each boot, nothing else lost)
+        f = open(path + ".checked", "w")
+        f.write(text)
+        __import__("json").dump(cfg, f)
+        f.close()
+        if trial is not None:  # a swapped config (new, or the old one back): run it from a lean boot
+            return None, None
+    except (OSError, TypeError):  # (TypeError: the file became unreadable after its check)
+        if trial is not None and trial < 0:  # no checked copy: the trial runs from this boot
+            __import__("compat").call_once("cfgswap", "begin", path)
+            trial = -trial
+    cfg = _copy(cfg)
+    cfg["_trial"] = (path, trial or 0)
+    return cfg, None
+
+
+def _checked(path, digest):
+    """The config kept by an earlier boot when it was checked from this very file by this firmware."""
+    try:
+        f = open(path + ".checked")
+    except OSError:
+        return None
+    try:
+        if f.readline() == digest:
+            cfg = __import__("json").load(f)
+            for a in cfg["analyzers"]:  # JSON keys are strings; a status map's codes are ints
+                a = a.get("status")
+                if a:
+                    a["map"] = {int(k): a["map"][k] for k in a["map"]}
+            return cfg
+    except ValueError:  # cut while it was written: checked again
+        pass
+    finally:
+        f.close()
+    return None
 
 
 def _copy(o):
@@ -112,6 +167,8 @@ def _start(argv):
     if err:
         print(err, file=sys.stderr)
         sys.exit(2)
+    if cfg is None:  # a swapped config was checked: the node runs it from a fresh boot
+        raise SystemExit(75)  # (hw_unix.UnixHW.reset: its runner starts it again)
     if state_dir is not None:
         cfg["state_dir"] = state_dir
     cfg["_once"] = 1  # Node may drop each analyzer's config once it is built (nodesetup.init_node)
@@ -139,6 +196,8 @@ def board_node(path="/node.json"):
     if err:
         print(err)
         return None
+    if cfg is None:  # a swapped config was checked: the node runs it from a fresh boot
+        __import__("machine").reset()
     cfg["_once"] = 1  # Node may drop each analyzer's config once it is built (nodesetup.init_node)
     _import_small_first()
     from hw_esp32 import Esp32HW

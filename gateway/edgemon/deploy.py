@@ -79,6 +79,20 @@ def hash_script(paths: list[str], rom_mount: bool = True, root: str = "") -> str
     return "\n".join(lines) + "\n"
 
 
+# What a board keeps beside /node.json (firmware start.py, cfgswap.py): the checked copy of the config
+# (valid for one config text and firmware version; a new image may bring other profiles under the same
+# version) and a config op's pending swap. A deploy replaces both the config and the firmware: all go.
+NODE_JSON_SIDECARS = ("/node.json.checked", "/node.json.config-new", "/node.json.config-trial")
+
+
+def forget_script(root: str = "") -> str:
+    """MicroPython code the board runs after a deploy copied /node.json: removes NODE_JSON_SIDECARS,
+    printing MARK and each path it removed."""
+    return "\n".join([
+        "import os", f"for p in {list(NODE_JSON_SIDECARS)!r}:", " try:", f"  os.remove({root!r}+p)",
+        f"  print('{MARK}',p)", " except OSError:", "  pass"]) + "\n"
+
+
 def parse_hashes(output: str) -> dict[str, tuple[str, int] | None]:
     got: dict[str, tuple[str, int] | None] = {}
     for line in output.splitlines():

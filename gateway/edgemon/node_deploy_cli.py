@@ -91,7 +91,8 @@ Exit codes: 0 the node is up, 1 refused or failed (one line says why), 2 bad usa
 def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path | None, wait: float, site: str,
                node_name: str, node_json: Path):
     """Copy the image and node.json to a board, check every file on the board, reset, wait for it."""
-    from .deploy import MAIN_STUB, DeployError, check_node_json, compare, expected_files, hash_script, parse_hashes
+    from .deploy import (MAIN_STUB, DeployError, check_node_json, compare, expected_files, forget_script, hash_script,
+                         parse_hashes)
     from .node_cli import _load_gateway, verified_status
 
     if (port is None) == (virtual is None):
@@ -136,6 +137,7 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
             stub.write(MAIN_STUB)
             stub.flush()
             link.put(MAIN_STUB, "/main.py", Path(stub.name))
+        link.run(forget_script(link.root))  # the old config's checked copy and any pending config op
         click.echo("ok")
         _step(f"checking {len(want)} files on the board")
         problems = compare(want, parse_hashes(link.run(hash_script([e.path for e in want], root=link.root))))

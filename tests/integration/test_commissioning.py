@@ -7,8 +7,10 @@ serial server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 import requests
 
 from edgemon.dev.bussim import BusSimulator
+from edgemon.dev.nodeproc import FIRMWARE_DIR
 from edgemon.dev.procutil import child_kwargs
 from edgemon.dev.stack import Mosquitto
 
@@ -146,7 +149,15 @@ analyzers = [ {{ name = "cod", profile = "cod_generic", unit = 1, timeout_ms = 5
                 break
             time.sleep(0.05)
         watch = Records(broker.port, "gw", gw_password)
-        # 4. deploy: checked on the board, reset, first status
+        # 4. deploy: checked on the board, reset, first status. What an earlier firmware left beside
+        # /node.json goes: its checked copy (the new boot checks the config again) and a pending config op
+        # (a stale copy that would match the new file: without the deploy's cleanup the node would run it)
+        stale = dict(json.loads(node_json.read_text()), poll_s=999)
+        fw_version = re.search(r'FW_VERSION = "([^"]+)"', (FIRMWARE_DIR / "record.py").read_text())[1]
+        digest = hashlib.sha256(node_json.read_bytes() + fw_version.encode()).hexdigest()
+        (board_dir / "node.json.checked").write_text(digest + "\n" + json.dumps(stale))
+        (board_dir / "node.json.config-new").write_text(json.dumps(stale))
+        (board_dir / "node.json.config-trial").write_text("0300")
         r = edgemon("node", "deploy", "--config", str(gt), "--virtual", str(board_dir), "--image", image,
                     SITE, NODE, str(node_json), "--wait", "60")
         assert r.returncode == 0, r.stdout + r.stderr + (board_dir / "console.log").read_text()[-2000:]
@@ -154,6 +165,9 @@ analyzers = [ {{ name = "cod", profile = "cod_generic", unit = 1, timeout_ms = 5
         assert "all match" in r.stdout and f"{SITE}/{NODE} is up: fw " in r.stdout and "signature ok" in r.stdout
         assert (board_dir / "node.json").read_bytes() == node_json.read_bytes()
         assert oct((board_dir / "node.json").stat().st_mode & 0o777) == "0o600"
+        assert not (board_dir / "node.json.config-trial").exists() and not (board_dir / "node.json.config-new").exists()
+        checked = (board_dir / "node.json.checked").read_text().split("\n", 1)
+        assert checked[0] == digest and json.loads(checked[1])["poll_s"] == json.loads(node_json.read_text())["poll_s"]
         # 5. probe over the command channel: the analyzer's value from its raw registers
         r = edgemon("node", "probe", "--config", str(gt), SITE, NODE, "--json")
         assert r.returncode == 0, r.stdout + r.stderr

@@ -7,7 +7,7 @@ import json
 import os
 
 from fakes import good_config
-from cfgswap import restore, trial
+from cfgswap import begin, restore, trial
 from test_fw_cmd import KEY, T0, _acks, _send, command
 
 from compat import ticks_add, ticks_ms
@@ -46,6 +46,21 @@ def _rig_with_file():
     return rig, path, cfg
 
 
+def _boot(path, validator=True):
+    """start.load as a boot runs it; validator=False: with config.py unimportable (a boot that
+    loads the checked copy must not need it)."""
+    import sys
+    from start import load
+    import config  # noqa: F401  (start.load drops config from sys.modules: other cases keep theirs)
+    keep = {m: sys.modules[m] for m in ("config", "cfgcheck") if m in sys.modules}
+    if not validator:
+        sys.modules["config"] = None
+    try:
+        return load(path)
+    finally:
+        sys.modules.update(keep)
+
+
 def _config_cmd(cid, cfg, trial_s=300):
     return command(cid, "config", exp=T0 + 600000, args=json.dumps({"config": cfg, "trial_s": trial_s}))
 
@@ -62,11 +77,18 @@ def test_a_good_config_is_swapped_in_the_old_one_kept_and_the_node_resets():
         assert json.loads(read_text(path))["poll_s"] == 5 and json.loads(read_text(path + ".config-new"))["poll_s"] == 7
         assert read_text(path + ".config-trial") == "0120" and not exists(path + ".config-old")
         assert rig.resets == [1]  # after the ack
-        # the next boot: swapped, on trial for 120 s; the one after, still unconfirmed: the old one is back
-        assert trial(path) == 120 and read_text(path + ".config-trial") == "1120"
+        # the next boot: swapped (checked by start.load, then a reset); the one after: on trial for
+        # 120 s; the one after that, still unconfirmed: the old one is back
+        assert _boot(path) == (None, None) and read_text(path + ".config-trial") == "0120"
         assert json.loads(read_text(path))["poll_s"] == 7 and json.loads(read_text(path + ".config-old"))["poll_s"] == 5
         assert not exists(path + ".config-new")
-        assert trial(path) == 0 and json.loads(read_text(path))["poll_s"] == 5 and not exists(path + ".config-trial")
+        got, err = _boot(path)
+        assert err is None and got["poll_s"] == 7 and got["_trial"] == (path, 120)
+        assert read_text(path + ".config-trial") == "1120"
+        assert _boot(path) == (None, None)  # the old one back, checked again, and a reset
+        assert json.loads(read_text(path))["poll_s"] == 5 and not exists(path + ".config-trial")
+        got, err = _boot(path)
+        assert err is None and got["poll_s"] == 5 and got["_trial"] == (path, 0)
     finally:
         rig.done()
 
@@ -90,7 +112,6 @@ def test_a_config_for_another_node_or_bad_args_are_refused_and_nothing_changes()
 
 
 def test_a_config_that_does_not_load_at_its_boot_brings_the_old_one_back_at_once():
-    from start import load
     rig, path, cfg = _rig_with_file()
     try:
         rig.tick()
@@ -99,13 +120,9 @@ def test_a_config_that_does_not_load_at_its_boot_brings_the_old_one_back_at_once
         _send(rig, _config_cmd(5, bad))
         rig.tick()
         assert _acks(rig)[-1]["ok"] is True and rig.resets == [1]
-        import sys
-        import config  # noqa: F401  (start.load drops config from sys.modules: other cases keep theirs)
-        keep = {m: sys.modules[m] for m in ("config", "cfgcheck") if m in sys.modules}
-        try:
-            got, err = load(path)  # the boot: checked, refused, the old config loaded instead
-        finally:
-            sys.modules.update(keep)
+        # the boot: checked, refused, the old one back and checked (this rig's never was), a reset
+        assert _boot(path) == (None, None)
+        got, err = _boot(path, validator=False)  # the next: the old one, from its checked copy
         assert err is None and got["poll_s"] == 5 and got["_trial"] == (path, 0)
         assert json.loads(read_text(path)) == cfg and not exists(path + ".config-trial")
     finally:
@@ -138,13 +155,41 @@ def test_a_swap_cut_by_a_power_loss_is_completed_at_boot():
     write_text(path + ".config-old", '{"v":1}')
     write_text(path + ".config-new", '{"v":2}')
     write_text(path + ".config-trial", "060")  # cut after the first move: no node.json
-    assert trial(path) == 60 and read_text(path) == '{"v":2}' and read_text(path + ".config-old") == '{"v":1}'
-    write_text(path + ".config-trial", "060")  # cut after both moves, before the marker said so
-    assert trial(path) == 60 and read_text(path) == '{"v":2}' and read_text(path + ".config-old") == '{"v":1}'
-    write_text(path + ".config-trial", "160")
+    assert trial(path) == -60 and read_text(path) == '{"v":2}' and read_text(path + ".config-old") == '{"v":1}'
+    assert read_text(path + ".config-trial") == "060"  # the trial begins only once a boot checked it
+    assert trial(path) == -60 and read_text(path) == '{"v":2}' and read_text(path + ".config-old") == '{"v":1}'
+    begin(path)
+    assert read_text(path + ".config-trial") == "160"
     os.remove(path)
     assert trial(path) == 0 and read_text(path) == '{"v":1}'  # the old one, the trial over
     write_text(path + ".config-old", '{"v":1}')
     write_text(path + ".config-trial", "0")
     restore(path)
     assert read_text(path) == '{"v":1}' and not exists(path + ".config-trial")
+
+
+def test_a_checked_config_is_kept_and_the_next_boot_loads_it_without_the_validator():
+    from fakes import make_tmpdir
+    path = make_tmpdir() + "/node.json"
+    cfg = good_config()
+    write_text(path, json.dumps(cfg))
+    first, err = _boot(path)
+    assert err is None and exists(path + ".checked")
+    again, err = _boot(path, validator=False)
+    assert err is None and again == first  # the same config, to the last float, without config.py
+    # the file changed (one value): checked again, and a bad one refused as before
+    write_text(path, json.dumps(dict(cfg, poll_s=-1)))
+    got, err = _boot(path)
+    assert got is None and "poll_s" in err
+    write_text(path, json.dumps(cfg))
+    assert _boot(path)[0] == first
+    # a checked copy cut half way, or kept by another firmware version: checked again
+    text = read_text(path + ".checked")
+    write_text(path + ".checked", text[:len(text) // 2])
+    assert _boot(path)[0] == first and read_text(path + ".checked") == text
+    write_text(path + ".checked", "0" * 64 + text[64:])
+    try:
+        _boot(path, validator=False)
+        raise AssertionError("a checked copy of another digest was used")
+    except ImportError:
+        pass
