@@ -5,7 +5,9 @@ import sys
 
 
 def usage(msg):
-    print("usage: main.py CONFIG.json [--cycles N] [--state-dir DIR]\n" + msg, file=sys.stderr)
+    print("usage: main.py CONFIG.json [--cycles N] [--state-dir DIR] [--lean]\n"
+          "  --lean: a config checked on this boot is kept and the node resets (exit 75, as a board\n"
+          "          does), so it never runs beside the validator's interned names\n" + msg, file=sys.stderr)
     sys.exit(2)
 
 
@@ -13,9 +15,14 @@ def parse_args(argv):
     path = None
     cycles = None
     state_dir = None
+    lean = False
     i = 0
     while i < len(argv):
         a = argv[i]
+        if a == "--lean":
+            lean = True
+            i += 1
+            continue
         if a in ("--cycles", "--state-dir"):
             if i + 1 >= len(argv):
                 usage(a + " needs a value")
@@ -34,10 +41,10 @@ def parse_args(argv):
         i += 1
     if path is None:
         usage("missing config path")
-    return path, cycles, state_dir
+    return path, cycles, state_dir, lean
 
 
-def load(path, trial=None):
+def load(path, trial=None, lean=False):
     """(the validated config, None), (None, the ConfigError text), or (None, None): reset now.
 
     The validator (config.py, cfgcheck.py, analyzer_profile.py: ~10 KB of bytecode) is unloaded
@@ -46,7 +53,8 @@ def load(path, trial=None):
     file and the firmware version, then the checked JSON); a boot that finds it loads that and never
     loads the validator. A config sent by the config op (cfgswap.py, <path>.config-trial) is checked
     on one boot, and the node resets into a lean boot that runs the trial; one that does not load
-    brings the previous one back at once. The config carries "_trial": (path, the seconds the node
+    brings the previous one back at once. lean (a board's boot, main.py --lean): any config checked
+    on this boot is kept and the node resets, so it never runs beside the validator's names. The config carries "_trial": (path, the seconds the node
     has to reach the broker with it, 0 when not on trial)."""
     if trial is None:
         try:
@@ -102,13 +110,13 @@ def load(path, trial=None):
     gc.collect()
     if cfg is None:  # the config on trial does not load: the previous one, at once
         __import__("compat").call_once("cfgswap", "restore", path)
-        return load(path, 0)
+        return load(path, 0, lean)
     try:  # kept for the next boots (a read-only folder: checked again each boot, nothing else lost)
         f = open(path + ".checked", "w")
         f.write(text)
         __import__("json").dump(cfg, f)
         f.close()
-        if trial is not None:  # a swapped config (new, or the old one back): run it from a lean boot
+        if lean or trial is not None:  # (a swapped config, new or the old one back: always) run it from a lean boot
             return None, None
     except (OSError, TypeError):  # (TypeError: the file became unreadable after its check)
         if trial is not None and trial < 0:  # no checked copy: the trial runs from this boot
@@ -127,7 +135,11 @@ def _checked(path, digest):
         return None
     try:
         if f.readline() == digest:
+            # The keys become the names the node reads them by, not strings of their own (about
+            # 4 KB at 4 x 5 values): a parsed string that is already an interned name is that name.
+            __import__("nodesetup")
             cfg = __import__("json").load(f)
+            sys.modules.pop("nodesetup")
             for a in cfg["analyzers"]:  # JSON keys are strings; a status map's codes are ints
                 a = a.get("status")
                 if a:
@@ -162,8 +174,8 @@ def _import_small_first():
 def _start(argv):
     """The validated config and the hw for the node; main.py drops the config dict once the node is
     built (about 11 KB for 4 analyzers x 5 values that the poll loop never reads again)."""
-    path, cycles, state_dir = parse_args(argv)
-    cfg, err = load(path)
+    path, cycles, state_dir, lean = parse_args(argv)
+    cfg, err = load(path, None, lean)
     if err:
         print(err, file=sys.stderr)
         sys.exit(2)
@@ -192,7 +204,7 @@ def board_node(path="/node.json"):
     """ESP32: (config, hw) from /node.json, or None after printing why the config is bad (the board
     then stays at the REPL with the reason; no watchdog armed yet). boardmain.py builds the Node
     once this module is unloaded, as main.py does on a PC."""
-    cfg, err = load(path)
+    cfg, err = load(path, None, True)
     if err:
         print(err)
         return None

@@ -175,7 +175,8 @@ def test_reboot_resets_after_its_ack_and_its_replay_is_refused_after(rig):
     cid = json.loads(r.stdout)["id"]
     first.wait(timeout=10)
     assert first.returncode == 75  # the unix port's "reset"; FirmwareProcess starts it again
-    w.wait(lambda w: fw.resets == 1 and any(s.get("state") == "online" and s["cn"][0] > boot for s in w.statuses),
+    # resets: the first boot's (it checked the new config: --lean, as a board), then the reboot's
+    w.wait(lambda w: fw.resets == 2 and any(s.get("state") == "online" and s["cn"][0] > boot for s in w.statuses),
            "online again, from the next boot")
     assert fw.proc is not first and fw.alive()
     seen = len(w.seqs)
@@ -184,7 +185,7 @@ def test_reboot_resets_after_its_ack_and_its_replay_is_refused_after(rig):
     w.wait(lambda w: len([a for a in w.acks if a["id"] == cid]) > earlier, "the replay's ack")
     assert [a for a in w.acks if a["id"] == cid][-1]["err"].startswith("replayed")
     w.wait(lambda w: len(w.seqs) > seen + 1, "data after the reboot")
-    assert fw.resets == 1 and fw.alive()
+    assert fw.resets == 2 and fw.alive()
     assert sorted(set(w.seqs)) == list(range(w.seqs[0], max(w.seqs) + 1)), "a record lost over the reboot"
 
 
@@ -246,8 +247,9 @@ def test_reconfigure_swaps_the_config_and_one_that_cannot_connect_rolls_back_by_
     assert r.returncode == 0, r.stdout + r.stderr + "\n".join(list(rig["fw"].lines)[-20:])
     assert "config accepted" in r.stdout and "is up with the new config" in r.stdout, r.stdout
     assert json.loads(path.read_text())["poll_s"] == 2 and json.loads((rig["tmp"] / "node.json.config-old").read_text()) == first
-    # the op's reset, then the one after the boot that checked it: the trial runs from a lean boot
-    assert not (rig["tmp"] / "node.json.config-trial").exists() and rig["fw"].resets == 2
+    # the first boot's check, the op's reset, then the one after the boot that checked the new config:
+    # the trial runs from a lean boot
+    assert not (rig["tmp"] / "node.json.config-trial").exists() and rig["fw"].resets == 3
     # refused here, before anything is sent: every problem, naming the file and field
     bad = dict(new, poll_s=-1, mqtt=dict(new["mqtt"], port=99999))
     (rig["tmp"] / "bad.json").write_text(json.dumps(bad))
@@ -266,8 +268,8 @@ def test_reconfigure_swaps_the_config_and_one_that_cannot_connect_rolls_back_by_
     boots = len([s for s in w.statuses if s.get("state") == "online"])
     w.wait(lambda w: len([s for s in w.statuses if s.get("state") == "online"]) > boots, "the node back online",
            timeout=60)
-    # resets: the op, the check, the trial's end, the check of the old one back
-    assert json.loads(path.read_text())["mqtt"]["port"] == first["mqtt"]["port"] and rig["fw"].resets == 6
+    # resets since: the op, the check, the trial's end, the check of the old one back
+    assert json.loads(path.read_text())["mqtt"]["port"] == first["mqtt"]["port"] and rig["fw"].resets == 7
     assert not (rig["tmp"] / "node.json.config-trial").exists()
     assert any("the previous one is back" in ln for ln in rig["fw"].lines)
     n = len(w.seqs)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..dev.nodeproc import FIRMWARE_DIR, build_mpy
 from .fwcmd import command_run
-from .fwrig import (MODE, PARAMS, BenchSlave, bench_node_config, fw_argv, heap_run, main_args, profile_config,
-                    run_fw, start_mosquitto)
+from .fwrig import (MODE, PARAMS, BenchSlave, bench_node_config, check_boot, fw_argv, heap_run, main_args,
+                    profile_config, run_fw, start_mosquitto)
 
 _PROBE = """
 import gc, os, sys
@@ -148,8 +148,9 @@ def _replay(mpy: Path, work: Path, slave_port: int, mqtt_port: int, heap: str, r
     t0 = time.perf_counter()
     # enough 10-s cycles to outlive the limit: the node is stopped once the last record arrived, so a
     # slow replay is measured, not cut off when its cycles run out
-    argv, env = fw_argv(MODE, mpy, heap, *main_args(MODE), str(bench_node_config(work, slave_port, mqtt_port, 10)),
-                        "--cycles", str(limit // 10 + 2))
+    cfg = bench_node_config(work, slave_port, mqtt_port, 10)
+    check_boot(mpy, cfg)
+    argv, env = fw_argv(MODE, mpy, heap, *main_args(MODE), str(cfg), "--cycles", str(limit // 10 + 2))
     proc = subprocess.Popen(argv, cwd=str(work), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     while len(seqs) < records and time.perf_counter() - t0 < limit and proc.poll() is None:
         time.sleep(0.01)  # (a node that died at boot will not send the rest: no point waiting)

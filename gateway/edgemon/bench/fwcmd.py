@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..commands import build_command
-from .fwrig import MODE, fw_argv, main_args
+from .fwrig import MODE, check_boot, fw_argv, main_args
 
 SITE, NODE = "bench", "fw"  # fwrig.bench_node_config's node
 
@@ -39,6 +39,7 @@ def command_run(mpy: Path, cfg: Path, work: Path, heap: str, mqtt_port: int, cyc
     sub.subscribe(f"edge/v1/{SITE}/{NODE}/cmd/ack", qos=1)
     sub.loop_start()
     log = work / f"cmd-{heap}.log"
+    check_boot(mpy, cfg)
     argv, env = fw_argv(MODE, mpy, heap, *main_args(MODE), str(cfg), "--cycles", str(cycles))
     proc = subprocess.Popen(argv, cwd=str(cfg.parent), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     rtts: list[float] = []

@@ -133,7 +133,19 @@ def profile_config(cfg: Path) -> Path:
     return p
 
 
+def check_boot(mpy: Path, cfg: Path, mode: str = MODE) -> None:
+    """The boot a board makes first with a new config: checked, kept beside it (<cfg>.checked), reset.
+    Every figure is then of the boots that follow, the ones a board runs on (no validator loaded)."""
+    if cfg.with_name(cfg.name + ".checked").exists():
+        return
+    argv, env = fw_argv(mode, mpy, "256k", *main_args(mode), str(cfg), "--lean")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=str(cfg.parent), env=env)
+    if r.returncode != 75:
+        raise RuntimeError(f"the check boot of {cfg} ended with {r.returncode}: {(r.stdout + r.stderr)[-400:]}")
+
+
 def run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900, mode: str = MODE):
+    check_boot(mpy, cfg, mode)
     t0 = time.perf_counter()
     argv, env = fw_argv(mode, mpy, heap, *main_args(mode), str(cfg), "--cycles", str(cycles))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(cfg.parent), env=env)

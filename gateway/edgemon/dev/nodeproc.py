@@ -221,7 +221,8 @@ class FirmwareProcess:
         return self
 
     def _spawn(self):
-        cmd, env = firmware_command(self.heapsize, self.config_path, mode=self.mode, from_source=self.from_source)
+        cmd, env = firmware_command(self.heapsize, self.config_path, "--lean", mode=self.mode,
+                                    from_source=self.from_source)  # --lean: a check boot resets, as a board's
         self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
 

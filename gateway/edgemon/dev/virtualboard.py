@@ -121,7 +121,7 @@ class VirtualBoard:
             return
         self.boots += 1
         self._log(f"(board) boot {self.boots}")
-        self.proc = subprocess.Popen(_romboot_argv(image, self.heap, str(cfg)), cwd=self.folder, stdout=self.console,
+        self.proc = subprocess.Popen(_romboot_argv(image, self.heap, str(cfg), "--lean"), cwd=self.folder, stdout=self.console,
                                      stderr=subprocess.STDOUT, **child_kwargs())
 
     def _stop_firmware(self):
