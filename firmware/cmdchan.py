@@ -9,7 +9,8 @@ A command: {"id":<int>,"cmd":"<op>","exp":<Unix ms>,"args":{...},"sig":"<hex>"},
 and the refusal acknowledged, when it is unsigned, forged, expired, not newer than the last one
 accepted (a replay: that id is kept on flash, stored before the op runs, so a command runs once
 even if the node resets half way) or unknown. Ops: time (the clock; args sync=true: NTP first),
-status (the retained status now), reboot (after the ack), probe (cmdprobe.py), config (new_config).
+status (the retained status now), reboot (after the ack), probe (cmdprobe.py), config (new_config),
+update (fwupdate.py; the node resets after the ack).
 
 Heap: every name and every string of up to 10 characters in a loaded module is interned for good,
 and the node ran 6 names short of a new 7 KB name table (620 of 620 with this module's first
@@ -68,8 +69,8 @@ def run(node, payload):
             err = "expired %d ms ago (check the clocks)" % (now - exp)
         elif type(payload.get("args", {})) is not dict:
             err = "bad args: an object expected"
-        elif op not in "time status reboot probe config".split():  # (one long string: short ones are interned)
-            err = "unknown command: the ops are time, status, reboot, probe, config"
+        elif op not in "time status reboot probe config update".split():  # (one long string: short ones are interned)
+            err = "unknown command: the ops are time, status, reboot, probe, config, update"
         else:
             ptr.store(i)  # before it runs: once only, whatever happens next
             try:
@@ -85,6 +86,8 @@ def run(node, payload):
                     node._status_due = True  # the retained status goes out right after this ack
                 elif op == "config":
                     res = new_config(node, payload["args"])
+                elif op == "update":
+                    res = __import__("compat").call_once("fwupdate", "fetch", node, payload["args"])
                 elif op != "reboot":  # probe
                     res = __import__("compat").call_once("cmdprobe", "sample", node, payload.get("args", {}).get("analyzer"))
             except Exception as e:
@@ -97,7 +100,7 @@ def run(node, payload):
     node._publish_signed("/".join((node.status_topic[:-7], "cmd", "ack")), (
         '{"id":%s,"cmd":%s,"ts":%d,%s' % ("null" if i is None else "%d" % i, json.dumps(op), clock.now_ms(),
                                           res)).encode(), False)
-    if op in ("reboot", "config") and err is None:
+    if op in ("reboot", "config", "update") and err is None:
         node.hw.reset()  # after the ack's PUBACK; a board replays its flash queue after the reset
 
 

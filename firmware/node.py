@@ -155,6 +155,9 @@ class Node:
     def service_link(self, budget_ms=0):
         """Network, clock, MQTT connect (backoff), status and events when due, then publish queued
         records oldest first for up to budget_ms (at least one publish per call)."""
+        t = self._trial[2]  # an image on trial (fwupdate.py) not confirmed in time: the previous one
+        if t is not None and ticks_diff(ticks_ms(), t) > 0:
+            self.hw.reset()  # (slotboot.py mounts it)
         if not self._network():
             return
         self._sync_clock()
@@ -300,6 +303,8 @@ class Node:
             self.mqtt.publish(self.data_topic, self._batch(first, last), 1, False, length=size)
         q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
         self.sent += count
+        if self._trial[2] is not None:  # an image on trial: its health check (fwupdate.updated)
+            call_once("fwupdate", "updated", self)
 
     def _batch(self, after, last):
         """The pieces of the signed batch of the stored records after..last, each record rebuilt

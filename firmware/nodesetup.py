@@ -76,8 +76,15 @@ def init_node(self, config, hw, mqtt_client, log, Analyzer):
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
     self._rows = self._cn = self._cmd = None
     # [config path, ticks deadline of a config on trial (the config op's, start.trial) or None]
+    # then [ticks deadline of an image on trial (slot file "1!0 300": fwupdate.py), its slot] or None, None
     t = config.get("_trial") or ("/node.json", 0)
-    self._trial = [t[0], ticks_add(ticks_ms(), t[1] * 1000) if t[1] else None]
+    self._trial = [t[0], ticks_add(ticks_ms(), t[1] * 1000) if t[1] else None, None, None]
+    try:
+        t = open("slot").read()
+    except OSError:
+        t = ""
+    if t[1:2] == "!":
+        self._trial[2:] = [ticks_add(ticks_ms(), int(t[4:]) * 1000), t[0]]
     self.hw = hw
     self.log = log
     site = config["site"]

@@ -117,6 +117,7 @@ def load(path, trial=None, lean=False):
         __import__("json").dump(cfg, f)
         f.close()
         if lean or trial is not None:  # (a swapped config, new or the old one back: always) run it from a lean boot
+            _rearm()
             return None, None
     except (OSError, TypeError):  # (TypeError: the file became unreadable after its check)
         if trial is not None and trial < 0:  # no checked copy: the trial runs from this boot
@@ -125,6 +126,22 @@ def load(path, trial=None, lean=False):
     cfg = _copy(cfg)
     cfg["_trial"] = (path, trial or 0)
     return cfg, None
+
+
+def _rearm():
+    """A new image on trial (slotboot.py: slot "1!0 s") whose first boot only checked the config:
+    its trial is the next boot's ("1?0 s" again), not this one's (a boot that fails before this
+    point is not re-armed, so an image that cannot check its config still goes back)."""
+    try:
+        f = open("slot")
+        s = f.read()
+        f.close()
+    except OSError:
+        return
+    if s[1:2] == "!":
+        f = open("slot", "w")
+        f.write(s[0] + "?" + s[2:])
+        f.close()
 
 
 def _checked(path, digest):

@@ -6,8 +6,8 @@ A deployed board holds (docs/ARCHITECTURE.md, "Commissioning"):
 - the ROMFS image from `edgemon node build` in its romfs partition, mounted at /rom: the firmware's
   .mpy files and profiles, executed in place (a 64k heap cannot hold them loaded);
 - /node.json from `edgemon node config` (the node's password and key: written only to the board);
-- /main.py, a two-line stub that starts boardmain from /rom (the board runs main.py from its
-  filesystem after boot.py).
+- /main.py, a stub that has /slotboot.py choose the romfs partition (A/B, for updates) and starts
+  boardmain from /rom (the board runs main.py from its filesystem after boot.py).
 
 Every file is checked on the board itself: the board reads each one back and hashes it with its
 own hashlib, so a copy that was cut short, a partition too small or a stale file is found before
@@ -19,7 +19,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-MAIN_STUB = b"# written by edgemon node deploy: the firmware is in the romfs partition (/rom)\nimport boardmain\n"
+# The board runs /main.py after boot.py. MicroPython has mounted romfs partition 0 at /rom; with an
+# update waiting or on trial, slotboot.py (beside it on the filesystem, not in any image) says which.
+MAIN_STUB = b"""# written by edgemon node deploy: the firmware is in a romfs partition (/rom), /slotboot.py picks it
+import vfs
+exec(open("/slotboot.py").read())  # its choose(), from the filesystem: never from an image it may leave
+i = choose(vfs.rom_ioctl(1))
+if i:
+    vfs.umount("/rom")
+    vfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, i)), "/rom")
+del choose, _write, i
+import boardmain
+"""
 MARK = "EDGEMON-HASH"  # prefix of the board's answer lines, so REPL noise around them is ignored
 
 
@@ -34,14 +45,14 @@ class Expected:
     size: int
 
 
-def expected_files(image_list: dict, node_json: bytes) -> list[Expected]:
+def expected_files(image_list: dict, node_json: bytes, slotboot: bytes) -> list[Expected]:
     """What the board must hold after the deploy: every file of the image (the build's
-    <image>.files.json) under /rom, then /node.json and /main.py."""
+    <image>.files.json) under /rom, then /node.json, /main.py and /slotboot.py (firmware/slotboot.py)."""
     files = image_list.get("files")
     if not isinstance(files, list) or not files:
         raise DeployError("the image's file list has no files: run `edgemon node build` again")
     out = [Expected("/rom/" + f["path"], f["sha256"], f["bytes"]) for f in files]
-    for path, data in (("/node.json", node_json), ("/main.py", MAIN_STUB)):
+    for path, data in (("/node.json", node_json), ("/main.py", MAIN_STUB), ("/slotboot.py", slotboot)):
         out.append(Expected(path, hashlib.sha256(data).hexdigest(), len(data)))
     return out
 
@@ -82,7 +93,8 @@ def hash_script(paths: list[str], rom_mount: bool = True, root: str = "") -> str
 # What a board keeps beside /node.json (firmware start.py, cfgswap.py): the checked copy of the config
 # (valid for one config text and firmware version; a new image may bring other profiles under the same
 # version) and a config op's pending swap. A deploy replaces both the config and the firmware: all go.
-NODE_JSON_SIDECARS = ("/node.json.checked", "/node.json.config-new", "/node.json.config-trial")
+NODE_JSON_SIDECARS = ("/node.json.checked", "/node.json.config-new", "/node.json.config-trial",
+                      "/slot")  # (the image deployed is partition 0's: slotboot.py mounts it with no /slot)
 
 
 def forget_script(root: str = "") -> str:

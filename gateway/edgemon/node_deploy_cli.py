@@ -93,6 +93,7 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
     """Copy the image and node.json to a board, check every file on the board, reset, wait for it."""
     from .deploy import (MAIN_STUB, DeployError, check_node_json, compare, expected_files, forget_script, hash_script,
                          parse_hashes)
+    from .dev.nodeproc import FIRMWARE_DIR
     from .node_cli import _load_gateway, verified_status
 
     if (port is None) == (virtual is None):
@@ -112,7 +113,8 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
         click.echo("ok")
         _step("image")
         image, listing = _image("pc" if virtual else "board", image)
-        want = expected_files(listing, data)
+        slotboot = (FIRMWARE_DIR / "slotboot.py").read_bytes()
+        want = expected_files(listing, data, slotboot)
         click.echo(f"{image.name}, {len(listing['files'])} files, {listing['image_bytes']:,} bytes")
         if virtual:
             from .dev.virtualboard import VirtualBoardLink
@@ -129,8 +131,9 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
         _step("writing the romfs partition")
         link.write_romfs(image)
         click.echo("ok")
-        _step("copying /node.json, /main.py")
+        _step("copying /node.json, /main.py, /slotboot.py")
         link.put(data, "/node.json", node_json)
+        link.put(slotboot, "/slotboot.py", FIRMWARE_DIR / "slotboot.py")
         import tempfile
 
         with tempfile.NamedTemporaryFile(suffix=".py") as stub:

@@ -108,21 +108,24 @@ def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, o
                f"firmware's validator (mode 0600: it holds the node's password and key)")
 
 
-def build_image(target: str) -> tuple[Path, dict]:
-    """(the ROMFS image, its listing: each file's path, size and SHA-256, the image's), the listing
-    also written beside the image as <image>.files.json. Raises ManifestError, RuntimeError."""
+def build_image(target: str, src: Path | None = None) -> tuple[Path, dict]:
+    """(the ROMFS image, its listing: the firmware version, each file's path, size and SHA-256, the
+    image's), the listing also written beside the image as <image>.files.json. src: a firmware tree
+    other than firmware/. Raises ManifestError, RuntimeError."""
     import hashlib
+    import re
 
-    from .dev.nodeproc import build_mpy, build_romfs
+    from .dev.nodeproc import FIRMWARE_DIR, build_mpy, build_romfs
 
-    mpy = build_mpy(target=target)
-    image = build_romfs(target=target)
+    mpy = build_mpy(target=target, src=src)
+    image = build_romfs(target=target, src=src)
+    version = re.search(r'^FW_VERSION = "([^"]+)"', ((src or FIRMWARE_DIR) / "record.py").read_text(), re.M)
     files = []
     for f in sorted(p for p in mpy.rglob("*") if p.is_file()):
         data = f.read_bytes()
         files.append({"path": str(f.relative_to(mpy)), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     blob = image.read_bytes()
-    result = {"target": target, "image": str(image), "image_bytes": len(blob),
+    result = {"target": target, "fw_version": version[1] if version else None, "image": str(image), "image_bytes": len(blob),
               "image_sha256": hashlib.sha256(blob).hexdigest(), "mpy_dir": str(mpy), "files": files}
     image.with_suffix(".files.json").write_text(json.dumps(result, indent=2) + "\n")
     return image, result

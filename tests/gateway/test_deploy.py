@@ -21,12 +21,13 @@ LISTING = {"files": [{"path": "node.mpy", "bytes": 3, "sha256": hashlib.sha256(b
 
 
 def test_expected_files_are_the_image_under_rom_then_config_and_stub():
-    want = expected_files(LISTING, b"{}")
-    assert [e.path for e in want] == ["/rom/node.mpy", "/node.json", "/main.py"]
+    want = expected_files(LISTING, b"{}", b"# slotboot")
+    assert [e.path for e in want] == ["/rom/node.mpy", "/node.json", "/main.py", "/slotboot.py"]
+    assert want[3] == Expected("/slotboot.py", hashlib.sha256(b"# slotboot").hexdigest(), 10)
     assert want[1] == Expected("/node.json", hashlib.sha256(b"{}").hexdigest(), 2)
     assert want[2].sha256 == hashlib.sha256(MAIN_STUB).hexdigest()
     with pytest.raises(DeployError, match="no files"):
-        expected_files({"files": []}, b"{}")
+        expected_files({"files": []}, b"{}", b"")
 
 
 def test_the_node_config_must_be_this_nodes_and_carry_its_key():

@@ -1,7 +1,7 @@
 """Run the firmware as a device with a ROMFS partition runs it: its .mpy files in a read-only image
 that is memory-mapped outside MicroPython's heap, so bytecode executes in place (MicroPython >= 1.25).
 
-    python -m edgemon.dev.fwrom IMAGE.romfs -X heapsize=64k firmware/romboot.py node.json [--cycles N]
+    python -m edgemon.dev.fwrom IMAGE.romfs[,SLOT1.romfs] -X heapsize=64k firmware/romboot.py node.json [--cycles N]
 
 The image lives in this (CPython) process's memory, outside the GC heap that `-X heapsize` sizes,
 the way an ESP32's romfs partition lives in flash; firmware/romboot.py mounts it at /rom.
@@ -18,11 +18,13 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    image_path, mp_args = argv[0], argv[1:]
-    with open(image_path, "rb") as f:
-        image = f.read()
-    flash = ctypes.create_string_buffer(image, len(image))  # must outlive the interpreter run below
-    os.environ["EDGEMON_ROMFS"] = f"{ctypes.addressof(flash)}:{len(image)}"
+    images, mp_args = argv[0].split(","), argv[1:]  # IMAGE[,IMAGE2]: a board's romfs partitions (slots)
+    flash = []  # must outlive the interpreter run below
+    for path in images:
+        with open(path, "rb") as f:
+            image = f.read()
+        flash.append(ctypes.create_string_buffer(image, len(image)))
+    os.environ["EDGEMON_ROMFS"] = ";".join(f"{ctypes.addressof(b)}:{len(b)}" for b in flash)
     from micropython_run import run_main  # the MicroPython unix port, in this process
 
     code = run_main(["micropython", *mp_args])

