@@ -89,7 +89,9 @@ def run(node, payload):
                 elif op == "update":
                     res = __import__("compat").call_once("fwupdate", "fetch", node, payload["args"])
                 elif op != "reboot":  # probe
-                    res = __import__("compat").call_once("cmdprobe", "sample", node, payload.get("args", {}).get("analyzer"))
+                    a = payload.get("args", {})
+                    res = __import__("compat").call_once("cmdprobe", "scan", node, a) if "scan" in a else \
+                        __import__("compat").call_once("cmdprobe", "sample", node, a.get("analyzer"))
             except Exception as e:
                 err = "failed: %s: %s" % (type(e).__name__, e)
     node.log("cmd %s %s: %s" % (i, op, err or "done, acknowledged"))

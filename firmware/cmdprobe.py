@@ -1,5 +1,5 @@
 """The probe op of the command channel (cmdchan.py, docs/ARCHITECTURE.md section 3): each analyzer
-read now, its raw registers beside the decoded values. Loaded for the probe only (compat.call_once)
+read now, its raw registers beside the decoded values; with args scan, who answers on a bus. Loaded for the probe only (compat.call_once)
 and dropped after: apart from cmdchan.py so the other ops (a config, say, whose payload is held
 meanwhile) load less code in a 64k heap."""
 import struct
@@ -56,3 +56,44 @@ def sample(node, name):
     if not out:
         raise ValueError("no analyzer named %s" % name)
     return "{" + ",".join(out) + "}"
+
+
+def scan(node, args):
+    """probe with args scan [first, last] (unit ids), bauds [..] (a UART bus only), timeout_ms, and
+    analyzer (whose bus; the first by default): who answers FC03 register 0 (count 1) at each unit id
+    and baud. An answer or a Modbus exception both mean a device is there. The bus's baud is put back
+    after; the poll loop waits meanwhile (the watchdog and the MQTT link are kept alive)."""
+    name = args.get("analyzer")
+    a = [x for x in node.analyzers if name is None or x.name == name]
+    if not a:
+        raise ValueError("no analyzer named %s" % name)
+    m = a[0].master
+    t = m.transport
+    lo, hi = args.get("scan") or (1, 247)
+    bauds = args.get("bauds") or [None]
+    ms = args.get("timeout_ms", 100)
+    if not (type(lo) is int and type(hi) is int and 1 <= lo <= hi <= 247 and type(ms) is int and 20 <= ms <= 2000):
+        raise ValueError("args: scan [first, last] unit ids 1..247 and timeout_ms 20..2000 expected")
+    if bauds != [None] and not hasattr(t, "set_baud"):
+        raise ValueError("bauds: this bus is not a UART (%s); scan it without bauds" % a[0].name)
+    out = []
+    n = 0
+    try:
+        for b in bauds:
+            if b is not None:
+                t.set_baud(b)
+            for u in range(lo, hi + 1):
+                try:
+                    m.read_registers(u, 3, 0, 1, ms)
+                    out.append('[%d,%s,"answers"]' % (u, b or "null"))
+                except Exception as e:
+                    if hasattr(e, "code"):  # a Modbus exception: someone is there
+                        out.append('[%d,%s,"exception %d"]' % (u, b or "null", e.code))
+                n += 1
+                if n % 8 == 0:
+                    node._feed()
+                    node.mqtt.maintain()
+    finally:
+        if bauds != [None]:
+            t.set_baud(t.baud0)
+    return '{"analyzer":"%s","tried":%d,"found":[%s]}' % (a[0].name, n, ",".join(out))

@@ -39,15 +39,25 @@ class UartTransport:
     def __init__(self, uart, baud, de=None, bits=11, clock=None):
         self.uart = uart
         self.de = de
-        self.char = char_us(baud, bits)
-        self.silent = silent_us(baud, bits)
-        # A response that stops for longer than this has broken off. Wider than the spec's 1.5
-        # characters: a UART FIFO hands bytes over in bursts, a few character times late.
-        self.gap = self.silent + 4 * self.char + 2000
+        self.baud0 = baud  # the configured one (probe --scan tries others, then puts it back)
+        self.bits = bits
+        self._timing(baud)
         self.clock = clock or RealClock
         self._last = self.clock.ticks_us() - self.silent  # end of the last bus activity
         if de is not None:
             de.value(0)  # receive: never hold the bus when idle
+
+    def _timing(self, baud):
+        self.char = char_us(baud, bits=self.bits)
+        self.silent = silent_us(baud, self.bits)
+        # A response that stops for longer than this has broken off. Wider than the spec's 1.5
+        # characters: a UART FIFO hands bytes over in bursts, a few character times late.
+        self.gap = self.silent + 4 * self.char + 2000
+
+    def set_baud(self, baud):
+        """Another baud rate on the same UART (probe --scan)."""
+        self.uart.init(baudrate=baud)
+        self._timing(baud)
 
     def send(self, data):
         c = self.clock

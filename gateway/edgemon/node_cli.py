@@ -233,10 +233,12 @@ def status_cmd(config: Path, site: str, node_name: str, wait: float, as_json: bo
 Examples:
   edgemon node probe --config /etc/edgemon/gateway.toml qd-plant node01
   edgemon node probe --config gateway.toml --alarms alarms.toml qd-plant node01 --analyzer cod --all-orders
+  edgemon node probe --config gateway.toml qd-plant node01 --scan --units 1-32 --bauds 9600,19200
 Asks the node (a signed `probe` command) to read its analyzers now and shows, per parameter, the raw
 registers in hex, the decoded value, its flag and unit, and the limit the alarms will check it
 against (with --alarms). --all-orders also reads the same registers as every type and word/byte
 order: the line that shows the value the analyzer's display shows names the profile's type and order.
+--scan asks instead who answers on the analyzer's bus, at each unit id (and baud rate, on a UART bus).
 Exit codes: 0 read, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no answer.""")
 @click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="gateway.toml: the broker and the keys file")
@@ -248,13 +250,24 @@ Exit codes: 0 read, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 n
 @click.option("--all-orders", is_flag=True, help="the registers read as every type and word/byte order")
 @click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
+@click.option("--scan", is_flag=True, help="instead: who answers on the analyzer's bus (unit ids, bauds)")
+@click.option("--units", default="1-247", show_default=True, help="with --scan: the unit ids tried")
+@click.option("--bauds", default=None, help="with --scan, a UART bus: baud rates tried, e.g. 9600,19200")
+@click.option("--scan-timeout-ms", default=100, show_default=True, type=click.IntRange(20, 2000),
+              help="with --scan: how long each unit id has to answer")
 def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str, analyzer: str | None,
-              all_orders: bool, wait: float, as_json: bool):
+              all_orders: bool, wait: float, as_json: bool, scan: bool, units: str, bauds: str | None,
+              scan_timeout_ms: int):
     """Read the node's analyzers now: raw registers, decoded values, flags, units, limits."""
     from . import probeview as pv
     from .alarms.messages import PARAMS
 
     cfg = _load_gateway(config)
+    if scan:
+        from .probe_scan import parse_bauds, parse_units, run_scan
+
+        return run_scan(cfg, config, site, node_name, analyzer, parse_units(units), parse_bauds(bauds),
+                        scan_timeout_ms, as_json)
     limits: dict[str, str] = {}
     if alarms_path is not None:
         from .alarms.config import load as load_alarms

@@ -237,6 +237,22 @@ def test_probe_shows_raw_registers_decoded_values_and_every_order(rig):
     assert r.returncode == 3 and "no analyzer named flow" in r.stderr
 
 
+def test_probe_scan_finds_who_answers_on_the_bus_and_data_keeps_flowing(rig):
+    n = len(rig["watch"].seqs)
+    r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--scan", "--units", "1-6", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout)
+    assert got["analyzer"] == "cod" and got["tried"] == 6 and got["found"] == [{"unit": 1, "baud": None,
+                                                                                 "answer": "answers"}], got
+    text = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--scan", "--units", "2-3")
+    assert text.returncode == 0 and "2 tried, 0 answered" in text.stdout and "nobody answered" in text.stdout
+    r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--scan", "--bauds", "9600")
+    assert r.returncode == 3 and "not a UART" in r.stderr, r.stderr  # a TCP bridge has no baud rate
+    r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--scan", "--units", "0-300")
+    assert r.returncode == 2 and "1..247" in r.stderr
+    rig["watch"].wait(lambda w: len(w.seqs) > n + 2, "records after the scan")
+
+
 def test_reconfigure_swaps_the_config_and_one_that_cannot_connect_rolls_back_by_itself(rig):
     path = rig["tmp"] / "node.json"
     first = json.loads(path.read_text())

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator.simcore import SimCore
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 log = logging.getLogger("edgemon.dev.simulator")
@@ -89,6 +91,13 @@ def cod_profile(base: float = 30.0, amplitude: float = 8.0, noise: float = 0.8,
                            waveform=Waveform(base, amplitude, noise, period_s), word_order=word_order)
 
 
+class _SilentForOthers(SimCore):
+    def _SimCore__get_device(self, device_id):  # (SimCore's private lookup, which falls back to device 0)
+        if device_id not in self.devices:
+            raise NoSuchIdException(f"no device {device_id}")
+        return self.devices[device_id]
+
+
 class ServerThread:
     """A pymodbus TCP server (RTU or socket framing) on host:port in a thread of its own, with its
     own event loop; start() returns once it listens (or raises why it could not), stop() shuts it
@@ -120,8 +129,12 @@ class ServerThread:
         return data
 
     async def _serve(self):
+        # A unit id nobody has gets silence, as on an RS-485 bus: pymodbus 3.16's simulator store
+        # answers it from its first device's failure (exception 4) unless it says "no such id".
         self._server = ModbusTcpServer(self._devices(), framer=self._framer, address=(self.host, self.port),
-                                       trace_packet=self._trace_packet)
+                                       trace_packet=self._trace_packet, ignore_missing_devices=True)
+        if type(self._server.context) is SimCore:
+            self._server.context.__class__ = _SilentForOthers
         await self._server.serve_forever(background=True)  # listening once this returns
         self._started.set()
         await self._server.serving

@@ -2,7 +2,7 @@
 from transport_uart import UartTransport, char_bits
 from modbus_rtu import FrameError
 from modbus_slave import build_read_request
-from rtu_timing import silent_us
+from rtu_timing import char_us, silent_us
 from modbus_master import ModbusMaster, ModbusTimeout
 from modbus_fakes import FakeBus
 from fakes import raises
@@ -165,3 +165,20 @@ def test_master_over_the_uart_transport():
     bus.unit(5).mode = "silent"
     raises(ModbusTimeout, m.read_registers, 5, 3, 10, 2, 100)
     assert pin.v == 0  # bus released after every exchange
+
+
+def test_set_baud_reinits_the_uart_and_its_frame_timing_and_keeps_the_configured_one():
+    class Uart:
+        def __init__(self):
+            self.bauds = []
+
+        def init(self, baudrate):
+            self.bauds.append(baudrate)
+
+    u = Uart()
+    t = UartTransport(u, 9600, None, 11, clock=Clock())
+    slow = (t.char, t.silent, t.gap)
+    t.set_baud(38400)
+    assert u.bauds == [38400] and t.char == char_us(38400) and t.silent == 1750 and t.gap < slow[2]
+    t.set_baud(t.baud0)
+    assert u.bauds == [38400, 9600] and (t.char, t.silent, t.gap) == slow
