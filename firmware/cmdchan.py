@@ -10,7 +10,7 @@ and the refusal acknowledged, when it is unsigned, forged, expired, not newer th
 accepted (a replay: that id is kept on flash, stored before the op runs, so a command runs once
 even if the node resets half way) or unknown. Ops: time (the clock; args sync=true: NTP first),
 status (the retained status now), reboot (after the ack), probe (cmdprobe.py), config (new_config),
-update (fwupdate.py; the node resets after the ack).
+update (fwupdate.py; the node resets after the ack), resend (cmdresend.py).
 
 Heap: every name and every string of up to 10 characters in a loaded module is interned for good,
 and the node ran 6 names short of a new 7 KB name table (620 of 620 with this module's first
@@ -69,8 +69,8 @@ def run(node, payload):
             err = "expired %d ms ago (check the clocks)" % (now - exp)
         elif type(payload.get("args", {})) is not dict:
             err = "bad args: an object expected"
-        elif op not in "time status reboot probe config update".split():  # (one long string: short ones are interned)
-            err = "unknown command: the ops are time, status, reboot, probe, config, update"
+        elif op not in "time status reboot probe config update resend".split():  # (one long string: short ones are interned)
+            err = "unknown command: the ops are time, status, reboot, probe, config, update, resend"
         else:
             ptr.store(i)  # before it runs: once only, whatever happens next
             try:
@@ -86,8 +86,10 @@ def run(node, payload):
                     node._status_due = True  # the retained status goes out right after this ack
                 elif op == "config":
                     res = new_config(node, payload["args"])
+                elif op == "resend":
+                    res = __import__("compat").call_once("cmdresend", "resend", node, payload.get("args", {}))
                 elif op == "update":
-                    res = __import__("compat").call_once("fwupdate", "fetch", node, payload["args"])
+                    res = __import__("compat").call_once("fwupdate", "fetch", node, payload.get("args", {}))
                 elif op != "reboot":  # probe
                     a = payload.get("args", {})
                     res = __import__("compat").call_once("cmdprobe", "scan", node, a) if "scan" in a else \

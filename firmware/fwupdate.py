@@ -68,6 +68,7 @@ def fetch(node, args):
             else:
                 f.write(b)
             off += len(b)
+            node._feed()  # the watchdog, over a slow link
     finally:
         sockio.close_quietly(sock)
         if f is not None:

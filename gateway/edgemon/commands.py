@@ -25,6 +25,8 @@ OPS = {
     "probe": "read the analyzers now: raw registers and decoded values (args: analyzer=NAME for one)",
     "config": "a new node config, checked on the node, on trial until the node connects with it, else the "
               "old one comes back (args: config, trial_s; `edgemon node reconfigure` sends it)",
+    "resend": "records again from flash, as first sent (args: from, to: seqs; result: first, last, sent; only "
+              "what is still on flash)",
     "update": "a firmware image into the other romfs partition, checked, booted on trial (args: url, version, "
               "bytes, sha256, trial_s; `edgemon node update` sends it)",
 }

@@ -316,6 +316,7 @@ from .node_setup_cli import SETUP_COMMANDS  # noqa: E402  (provision, config, bu
 from .node_deploy_cli import deploy_cmd, reconfigure_cmd  # noqa: E402
 from .node_logs_cli import logs_cmd  # noqa: E402
 from .node_update_cli import update_cmd  # noqa: E402
+from .node_resend_cli import resend_cmd  # noqa: E402
 
-for _command in (*SETUP_COMMANDS, deploy_cmd, reconfigure_cmd, logs_cmd, update_cmd):
+for _command in (*SETUP_COMMANDS, deploy_cmd, reconfigure_cmd, logs_cmd, update_cmd, resend_cmd):
     node.add_command(_command)

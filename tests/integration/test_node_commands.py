@@ -60,6 +60,7 @@ class Watch:
         self.acks: list[dict] = []
         self.seqs: list[int] = []
         self.statuses: list[dict] = []
+        self.raw: list[bytes] = []  # the data payloads as published
         self.lock = threading.Lock()
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watch-{os.getpid()}-{time.time_ns()}")
         c.username_pw_set(stack.mqtt_user, stack.mqtt_password)
@@ -77,6 +78,7 @@ class Watch:
                 self.acks.append(d)
             elif m.topic.endswith("/data"):
                 self.seqs.extend(r["seq"] for r in d.get("batch", [d]))
+                self.raw.append(bytes(m.payload))
             else:
                 self.statuses.append(d)
 
@@ -251,6 +253,24 @@ def test_probe_scan_finds_who_answers_on_the_bus_and_data_keeps_flowing(rig):
     r = edgemon("node", "probe", "--config", str(rig["toml"]), SITE, NODE, "--scan", "--units", "0-300")
     assert r.returncode == 2 and "1..247" in r.stderr
     rig["watch"].wait(lambda w: len(w.seqs) > n + 2, "records after the scan")
+
+
+def test_resend_publishes_records_again_from_flash_as_first_sent(rig):
+    w = rig["watch"]
+    w.wait(lambda w: len(w.seqs) >= 4, "four records")
+    with w.lock:
+        before = list(w.raw)
+    r = edgemon("node", "resend", "--config", str(rig["toml"]), SITE, NODE, "1", "3")
+    assert r.returncode == 0 and "3 record(s) sent again, seqs 1..3" in r.stdout, r.stdout + r.stderr
+    w.wait(lambda w: len(w.raw) >= len(before) + 3, "the three again")
+    with w.lock:
+        again = w.raw[len(before):]
+    firsts = {json.loads(p)["seq"]: p for p in before if b'"batch"' not in p}
+    resent = [p for p in again if json.loads(p).get("seq") in (1, 2, 3)]
+    assert sorted(json.loads(p)["seq"] for p in resent) == [1, 2, 3]
+    assert all(firsts[json.loads(p)["seq"]] == p for p in resent if json.loads(p)["seq"] in firsts)  # byte for byte
+    r = edgemon("node", "resend", "--config", str(rig["toml"]), SITE, NODE, "1", "5000")
+    assert r.returncode == 3 and "the last record stored is" in r.stderr, r.stderr
 
 
 def test_reconfigure_swaps_the_config_and_one_that_cannot_connect_rolls_back_by_itself(rig):

@@ -136,8 +136,7 @@ def profile_config(cfg: Path) -> Path:
 def check_boot(mpy: Path, cfg: Path, mode: str = MODE) -> None:
     """The boot a board makes first with a new config: checked, kept beside it (<cfg>.checked), reset.
     Every figure is then of the boots that follow, the ones a board runs on (no validator loaded)."""
-    if cfg.with_name(cfg.name + ".checked").exists():
-        return
+    cfg.with_name(cfg.name + ".checked").unlink(missing_ok=True)  # (one kept for another config of this name)
     argv, env = fw_argv(mode, mpy, "256k", *main_args(mode), str(cfg), "--lean")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=str(cfg.parent), env=env)
     if r.returncode != 75:
@@ -145,7 +144,7 @@ def check_boot(mpy: Path, cfg: Path, mode: str = MODE) -> None:
 
 
 def run_fw(mpy: Path, cfg: Path, heap: str, cycles: int, timeout: float = 900, mode: str = MODE):
-    check_boot(mpy, cfg, mode)
+    check_boot(mpy, cfg, mode)  # (0.3 s: the config file may have been rewritten since)
     t0 = time.perf_counter()
     argv, env = fw_argv(mode, mpy, heap, *main_args(mode), str(cfg), "--cycles", str(cycles))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=str(cfg.parent), env=env)
