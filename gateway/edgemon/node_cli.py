@@ -234,14 +234,17 @@ Examples:
   edgemon node probe --config /etc/edgemon/gateway.toml qd-plant node01
   edgemon node probe --config gateway.toml --alarms alarms.toml qd-plant node01 --analyzer cod --all-orders
   edgemon node probe --config gateway.toml qd-plant node01 --scan --units 1-32 --bauds 9600,19200
+  edgemon node probe --port /dev/ttyUSB0 qd-plant node01   (over USB: no network, no gateway.toml)
 Asks the node (a signed `probe` command) to read its analyzers now and shows, per parameter, the raw
 registers in hex, the decoded value, its flag and unit, and the limit the alarms will check it
 against (with --alarms). --all-orders also reads the same registers as every type and word/byte
 order: the line that shows the value the analyzer's display shows names the profile's type and order.
 --scan asks instead who answers on the analyzer's bus, at each unit id (and baud rate, on a UART bus).
+--port/--virtual: over the board's USB link instead of the broker: the node is stopped, the board
+reads its analyzers with its own code, and is reset into the node after.
 Exit codes: 0 read, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 no answer.""")
-@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="gateway.toml: the broker and the keys file")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="gateway.toml: the broker and the keys file (not needed with --port/--virtual)")
 @click.option("--alarms", "alarms_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="alarms.toml: show each parameter's limit for this site")
 @click.argument("site")
@@ -250,20 +253,31 @@ Exit codes: 0 read, 1 bad configuration, 2 bad usage, 3 refused by the node, 4 n
 @click.option("--all-orders", is_flag=True, help="the registers read as every type and word/byte order")
 @click.option("--wait", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
 @click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
+@click.option("--port", default=None, help="over the board's USB link instead (mpremote), e.g. /dev/ttyUSB0")
+@click.option("--virtual", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="over the virtual board's link instead (edgemon.dev.virtualboard DIR)")
 @click.option("--scan", is_flag=True, help="instead: who answers on the analyzer's bus (unit ids, bauds)")
 @click.option("--units", default="1-247", show_default=True, help="with --scan: the unit ids tried")
 @click.option("--bauds", default=None, help="with --scan, a UART bus: baud rates tried, e.g. 9600,19200")
 @click.option("--scan-timeout-ms", default=100, show_default=True, type=click.IntRange(20, 2000),
               help="with --scan: how long each unit id has to answer")
 def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str, analyzer: str | None,
-              all_orders: bool, wait: float, as_json: bool, scan: bool, units: str, bauds: str | None,
-              scan_timeout_ms: int):
+              all_orders: bool, wait: float, as_json: bool, port: str | None, virtual: Path | None, scan: bool,
+              units: str, bauds: str | None, scan_timeout_ms: int):
     """Read the node's analyzers now: raw registers, decoded values, flags, units, limits."""
     from . import probeview as pv
     from .alarms.messages import PARAMS
 
-    cfg = _load_gateway(config)
-    if scan:
+    if port or virtual:
+        from .usbprobe import run_over_link
+
+        result, cid = run_over_link(port, virtual, analyzer), "USB"
+    else:
+        result, cid = None, None
+    if result is None and config is None:
+        raise click.UsageError("--config gateway.toml (over the broker), or --port/--virtual (over USB)")
+    cfg = _load_gateway(config) if result is None else None
+    if scan and result is None:
         from .probe_scan import parse_bauds, parse_units, run_scan
 
         return run_scan(cfg, config, site, node_name, analyzer, parse_units(units), parse_bauds(bauds),
@@ -281,13 +295,15 @@ def probe_cmd(config: Path, alarms_path: Path | None, site: str, node_name: str,
             click.echo(f"{alarms_path}: no [sites.{site}]: no limits shown", err=True)
         else:
             limits = {p: pv.limit_text(lim) for p, lim in sc.site.limits.items()}
-    a, cid = _send_command(cfg, config, site, node_name, "probe", {"analyzer": analyzer} if analyzer else {},
-                           60.0, wait)
-    if not a.ok:
-        click.echo(f"{site}/{node_name}: probe refused (id {cid}): {a.err}", err=True)
-        sys.exit(EXIT_REFUSED)
+    if result is None:
+        a, cid = _send_command(cfg, config, site, node_name, "probe", {"analyzer": analyzer} if analyzer else {},
+                               60.0, wait)
+        if not a.ok:
+            click.echo(f"{site}/{node_name}: probe refused (id {cid}): {a.err}", err=True)
+            sys.exit(EXIT_REFUSED)
+        result = a.result
     units = {code: str(v.get("unit", "")) for code, v in PARAMS.items()}
-    table = pv.rows(a.result or {}, units, limits)
+    table = pv.rows(result or {}, units, limits)
     if all_orders:
         for r in table:
             r["all_orders"] = pv.all_orders(r["regs"]) if r["regs"] else {}
