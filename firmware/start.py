@@ -116,13 +116,23 @@ def load(path, trial=None, lean=False):
         f.write(text)
         __import__("json").dump(cfg, f)
         f.close()
-        if lean or trial is not None:  # (a swapped config, new or the old one back: always) run it from a lean boot
-            _rearm()
-            return None, None
+        f = None
+        # (a swapped config, new or the old one back: always) run it from a lean boot, once the copy
+        # is seen to load (one that does not would reset the node for ever)
+        if lean or trial is not None:
+            try:
+                f = _checked(path, text)
+            except MemoryError:
+                pass
+            if f is not None:
+                _rearm()
+                return None, None
     except (OSError, TypeError):  # (TypeError: the file became unreadable after its check)
-        if trial is not None and trial < 0:  # no checked copy: the trial runs from this boot
-            __import__("compat").call_once("cfgswap", "begin", path)
-            trial = -trial
+        pass
+    f = None
+    if trial is not None and trial < 0:  # no usable checked copy: the trial runs from this boot
+        __import__("compat").call_once("cfgswap", "begin", path)
+        trial = -trial
     cfg = _copy(cfg)
     cfg["_trial"] = (path, trial or 0)
     return cfg, None
@@ -157,9 +167,9 @@ def _checked(path, digest):
             __import__("nodesetup")
             cfg = __import__("json").load(f)
             sys.modules.pop("nodesetup")
-            for a in cfg["analyzers"]:  # JSON keys are strings; a status map's codes are ints
+            for a in cfg["analyzers"]:  # JSON keys are strings; a code status map's codes are ints
                 a = a.get("status")
-                if a:
+                if a and a.get("kind", "code") == "code":
                     a["map"] = {int(k): a["map"][k] for k in a["map"]}
             return cfg
     except ValueError:  # cut while it was written: checked again

@@ -89,6 +89,18 @@ def _signed(cfg_path):
     return cfg_path
 
 
+def _check_boot(cfg_path):
+    """The boot a board makes first with a new config (the validator loaded, beside it nothing
+    else): it keeps the checked copy and resets (exit 75 on a PC). The 64k runs are the boots after."""
+    import subprocess
+    from edgemon.dev.nodeproc import firmware_command
+    argv, env = firmware_command("256k", cfg_path, "--lean", mode="romfs")
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=str(cfg_path.parent),
+                       env=dict(os.environ, **env))
+    assert r.returncode == 75, (r.stdout + r.stderr)[-600:]
+    return cfg_path
+
+
 def test_reboot_with_a_backlog_in_a_64k_heap(tmp_path, mosquitto):  # noqa: F811
     """The node as a board runs it (ROMFS, -X heapsize=64k, 4 analyzers x 5 values, signed) reboots
     with thousands of records on flash (several segments) and replays them: every record arrives,
@@ -114,7 +126,7 @@ def test_reboot_with_a_backlog_in_a_64k_heap(tmp_path, mosquitto):  # noqa: F811
         assert len(segs) >= 5, segs  # a backlog spread over several segments
         sub, got = _subscribe(mosquitto)
         try:
-            cfg = _signed(bench_node_config(tmp_path, slave.port, mosquitto, 10))
+            cfg = _check_boot(_signed(bench_node_config(tmp_path, slave.port, mosquitto, 10)))
             argv, env = firmware_command("64k", cfg, "--cycles", "2", mode="romfs")
             boot = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
                                   env=dict(os.environ, **env))
@@ -154,6 +166,7 @@ def test_poll_loop_1000_cycles_in_a_64k_heap(tmp_path, mosquitto, written):  # n
         cfg = _signed(bench_node_config(tmp_path, slave.port, mosquitto, 0.001))
         if written == "profiles":
             cfg = profile_config(cfg)
+        _check_boot(cfg)
         argv, env = firmware_command("64k", cfg, "--cycles", str(n), mode="romfs")
         run = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
                              env=dict(os.environ, **env))

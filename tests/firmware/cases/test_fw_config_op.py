@@ -193,3 +193,23 @@ def test_a_checked_config_is_kept_and_the_next_boot_loads_it_without_the_validat
         raise AssertionError("a checked copy of another digest was used")
     except ImportError:
         pass
+
+
+def test_the_checked_copy_of_profiles_with_every_status_kind_loads_as_checked():
+    from fakes import make_tmpdir
+    path = make_tmpdir() + "/node.json"
+    cfg = good_config()
+    t = cfg["analyzers"][0]["transport"]
+    # code (int codes), ascii_flag (text codes), bits: each kind of status map
+    cfg["analyzers"] = [{"name": "a%d" % i, "transport": t, "unit": i + 1, "timeout_ms": 500, "profile": p}
+                        for i, p in enumerate(("cod_hach_cdab", "nh3n_xinruipeng", "tptn_thermo"))]
+    write_text(path, json.dumps(cfg))
+    first, err = _boot(path)
+    assert err is None, err
+    kinds = [a["status"]["kind"] for a in first["analyzers"]]
+    assert kinds == ["code", "ascii_flag", "bits"], kinds
+    again, err = _boot(path, validator=False)
+    assert err is None and again is not None
+    for a, b in zip(first["analyzers"], again["analyzers"]):
+        assert a["status"]["map"] == b["status"]["map"] and [list(x) for x in a["status"]["bits"]] == \
+            [list(x) for x in b["status"]["bits"]] and a["values"] == b["values"], (a["name"], a["status"], b["status"])
