@@ -10,7 +10,7 @@ from cfgcheck import (ConfigError, _check, _raise_all, _is_num, is_identifier, _
 
 _TOP = ("site", "node", "poll_s", "mqtt", "analyzers", "state_dir", "status_s", "outbox_max", "profiles_dir",
         "key", "queue", "wifi", "ntp", "watchdog_s")
-_QUEUE = ("max_kb", "segment_kb", "batch_max", "batch_bytes")
+_QUEUE = ("max_kb", "segment_kb", "batch_max", "batch_bytes", "confirm_s")
 _WIFI = ("ssid", "password")
 _NTP = ("host", "sync_s")
 _MQTT = ("host", "port", "user", "password", "keepalive", "client_id", "timeout_ms", "clean_session")
@@ -322,6 +322,8 @@ def _validate_uplink(cfg, out):
                              % (2 * q["segment_kb"], q["max_kb"])))
         _check(out, _int_range, q, "batch_max", "queue", 1, 500, 50)
         _check(out, _int_range, q, "batch_bytes", "queue", 256, 65536, 32768)
+        # no gateway confirmation in this many seconds (an older gateway): PUBACK frees records; 0: at once
+        _check(out, _int_range, q, "confirm_s", "queue", 0, 432000, 600)  # (ticks_diff: under 6.2 days)
     w = cfg.get("wifi")
     if w is not None and _check(out, _obj, w, "wifi"):
         _check(out, _known, w, _WIFI, "wifi")

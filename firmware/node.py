@@ -1,5 +1,6 @@
 """The node's job: poll analyzers every poll_s, store each record on flash first, publish it over
-MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies."""
+MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies.
+A record leaves flash once the gateway confirms it has it (confirm.py), not at the broker's PUBACK."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
 from record import put_record_rows, build_event, build_status, format_number
@@ -188,8 +189,9 @@ class Node:
                 self.log("config: the new config is confirmed (connected with it)")
             self.mqtt_backoff.succeeded()
             self._feed()
-            try:  # the command channel, this connection's (clean session: the broker forgets it)
-                call_once("mqttsub", "subscribe", m, self.status_topic[:-6] + "cmd", 1)
+            self._sent = self.queue.acked  # every unconfirmed record goes again on a new connection
+            try:  # the command channel and the confirmations, this connection's (clean session)
+                call_once("mqttsub", "subscribe", m, (self.status_topic[:-6] + "cmd", self.status_topic[:-6] + "confirm"), 1)
             except Exception as e:  # refused by the ACL: the link stays up, data still flows
                 if isinstance(e, MemoryError):
                     m.close()  # no command channel on this link: try again with the next one
@@ -217,11 +219,12 @@ class Node:
                 else:  # tried again in 5 s, not at the next period: the retained status says offline
                     self._last_status = ticks_add(now, 5000 - self.status_ms)
             self._events()
+            self._confirm_wait(now)
             while self._cmd:  # commands, oldest first; their code is loaded for them only
                 call_once("cmdchan", "run", self, self._cmd.pop(0))  # popped first: one that fails never blocks the data
                 self._feed()
             start = ticks_ms()
-            while len(self.queue):
+            while self.queue.last_seq > self._sent:
                 self._publish_next()
                 self._feed()
                 if ticks_diff(ticks_ms(), start) >= budget_ms:
@@ -230,6 +233,30 @@ class Node:
             if isinstance(e, MemoryError) and self.batch_bytes > 256:
                 self.batch_bytes //= 2  # a fragmented heap: replay in smaller batches from now on
             self._link_failed("publish", e)
+
+    def _confirm_wait(self, now):
+        """The gateway's confirmations (confirm.py) and the wait for them: self._cf is [None when
+        a gateway confirms (seen once: on flash), True when PUBACK frees records (no key, or
+        queue.confirm_s passed with no confirmation: an older gateway), else the ticks that
+        wait ends at; the ticks unconfirmed records are sent again at; that timeout in ms]."""
+        cf = self._cf
+        if self._conf is not None:
+            p = self._conf
+            self._conf = None
+            call_once("confirm", "take", self, p)
+            p = None
+        q = self.queue
+        if cf[0] is not None and cf[0] is not True and ticks_diff(now, cf[0]) >= 0:
+            cf[0] = True
+            q.ack(self._sent)
+            self.log("confirm: none came in queue.confirm_s; the broker's PUBACK frees records (older gateway)")
+        if cf[0] is True or self._sent <= q.acked:
+            cf[1] = ticks_add(now, cf[2])  # nothing waits for a confirmation
+        elif ticks_diff(now, cf[1]) >= 0:  # none for a while: the gateway may never have got them
+            self.log("confirm: none in %d s; records from seq %d go again" % (cf[2] // 1000, q.acked + 1))
+            self._sent = q.acked
+            cf[2] = cf[2] * 2 if cf[2] < 450000 else 900000  # 30 s, 60 s, ... 15 min
+            cf[1] = ticks_add(now, cf[2])
 
     def _events(self):
         q = self.queue
@@ -267,7 +294,8 @@ class Node:
 
     def _publish_next(self):
         """One publish from the head of the queue: a single record, or a batch when there is a
-        backlog; the queue forgets them only after the PUBACK."""
+        backlog, from the first not sent on this connection; the queue forgets them once the
+        gateway confirms them (or at the PUBACK, without confirmations)."""
         q = self.queue
         n = self.batch_bytes // self._rec_len
         n = 1 if n < 1 else (self.batch_max if n > self.batch_max else n)
@@ -275,7 +303,7 @@ class Node:
         # startup): a batch is measured first, then rebuilt piece by piece as it is sent (_batch),
         # so neither a single record nor a batch needs any large block of the heap.
         out = self._out
-        first = q.acked
+        first = self._sent if self._sent > q.acked else q.acked
         last = first
         count = size = 0
         while count < n:
@@ -292,8 +320,9 @@ class Node:
             last = seq
         if not count:
             # Pending but unreadable (flash damage): count them rather than stall the uplink.
-            q.lose(len(q))
+            q.lose(q.last_seq - first)
             q.ack(q.last_seq)
+            self._sent = q.last_seq
             return
         self._rec_len = size // count + 1
         if count == 1:
@@ -301,7 +330,9 @@ class Node:
         else:
             size += 10 + count - 1 + (75 if self.mac is not None else 2)  # {"batch":[ , ]} / ] + sig_tail: ,"sig":"<64>"}
             self.mqtt.publish(self.data_topic, self._batch(first, last), 1, False, length=size)
-        q.ack(last)  # only after PUBACK: at-least-once, and a resend is byte-identical
+        self._sent = last  # after the PUBACK: at-least-once, and a resend is byte-identical
+        if self._cf[0] is True:
+            q.ack(last)
         self.sent += count
         if self._trial[2] is not None:  # an image on trial: its health check (fwupdate.updated)
             call_once("fwupdate", "updated", self)
@@ -313,6 +344,7 @@ class Node:
         h = self.mac.begin() if self.mac is not None else None
         out = self._out
         piece = b'{"batch":['
+        first = after
         while True:
             if h is not None:
                 h.update(piece)
@@ -324,7 +356,7 @@ class Node:
                 raise ValueError("stored records changed while a batch was sent")
             seq, ts, clk, schema, rows = items[0]
             items = None
-            out[:] = b"" if after == q.acked else b","
+            out[:] = b"" if after == first else b","
             put_record_rows(out, ts, seq, clk, schema, rows)
             rows = None
             after = seq
@@ -340,6 +372,9 @@ class Node:
         # reads (during a publish, say): only queued here, run by the loop (cmdchan.run). A big one
         # (a config) waits on flash: held in the heap, it could leave cmdchan's code no block.
         try:
+            if topic[-1] == "m":  # .../confirm: only the newest one matters (node._confirm_wait)
+                self._conf = payload
+                return
             if len(payload) > 200:
                 topic = self.queue.dir + "/cmd-held"
                 if topic in self._cmd:
@@ -380,7 +415,7 @@ class Node:
             except Exception as e:
                 self._error("link", e)
             left = ticks_diff(due, ticks_ms())
-            if left > 0 and (not len(self.queue) or not self.mqtt.connected):
+            if left > 0 and (self.queue.last_seq <= self._sent or not self.mqtt.connected):
                 sleep_ms(left if left < 100 else 100)
 
     def run(self, max_cycles=None):

@@ -151,7 +151,8 @@ class FakeMQTT:
         self.connected = False
 
     # What mqttsub.subscribe uses of the real client: each SUBSCRIBE is kept, and granted at QoS 1
-    # unless refuse_subscribe (a SUBACK 0x80: the broker's ACL said no).
+    # unless refuse_subscribe (a SUBACK 0x80: the broker's ACL said no): True for every filter, or
+    # a topic ending ("confirm": an older ACL).
     timeout_ms = 1000
     refuse_subscribe = False
 
@@ -167,14 +168,26 @@ class FakeMQTT:
 
     def _await(self, want, pid, timeout_ms):
         assert want == 0x90 and pid == 7, (want, pid)
-        return bytes([0, 7, 0x80 if self.refuse_subscribe else 1])
+        codes = [0x80 if self.refuse_subscribe is True or (self.refuse_subscribe and t.endswith(self.refuse_subscribe))
+                 else 1 for t in self._filters(self.subscribes[-1])]
+        return bytes([0, 7] + codes)
+
+    @staticmethod
+    def _filters(p):
+        # fixed header (1 byte + 1-byte remaining length here), packet id, then (length, filter, qos)*
+        out = []
+        i = 4
+        while i < len(p):
+            n = (p[i] << 8) | p[i + 1]
+            out.append(p[i + 2:i + 2 + n].decode())
+            i += 3 + n
+        return out
 
     def subscribed(self):
         """The topic filters subscribed so far, in order (from the SUBSCRIBE packets sent)."""
         out = []
         for p in self.subscribes:
-            n = (p[4] << 8) | p[5]
-            out.append(p[6:6 + n].decode())
+            out.extend(self._filters(p))
         return out
 
     def data(self):
@@ -299,6 +312,16 @@ class NodeRig:
         for _ in range(n):
             self.hw.clock.t += 10000
             self.node.cycle()
+
+    def confirm(self, upto, ranges="[]", again=0, mac=None):
+        """The gateway's confirmation as the broker hands it to the node (.../confirm), signed with
+        the rig's key (cfg["key"]) unless another mac is given."""
+        from binascii import unhexlify
+        from hmac_sha256 import HmacSha256
+        from record import sign
+        p = ('{"upto":%d,"ranges":%s,"again":%d,"gw":"gw1","ts":1}' % (upto, ranges, again)).encode()
+        self.mqtt.on_message("edge/v1/%s/%s/confirm" % (self.cfg["site"], self.cfg["node"]),
+                             sign(p, mac or HmacSha256(unhexlify(self.cfg["key"]))))
 
     def reconnect(self):
         self.mqtt.fail_connect = False

@@ -57,7 +57,7 @@ def test_the_node_subscribes_at_each_connect_and_answers_a_command():
     rig = _rig()
     try:
         rig.tick()
-        assert rig.mqtt.subscribed() == ["edge/v1/demo-site/cod-1/cmd"]
+        assert rig.mqtt.subscribed() == ["edge/v1/demo-site/cod-1/cmd", "edge/v1/demo-site/cod-1/confirm"]
         _send(rig, command(10, "time"))
         assert _acks(rig) == []  # queued while the client reads; run by the loop
         rig.tick()
@@ -72,7 +72,7 @@ def test_the_node_subscribes_at_each_connect_and_answers_a_command():
         rig.mqtt.connected = False  # link lost: the next connection subscribes again
         rig.reconnect()
         rig.tick()
-        assert rig.mqtt.subscribed() == ["edge/v1/demo-site/cod-1/cmd"] * 2
+        assert rig.mqtt.subscribed() == ["edge/v1/demo-site/cod-1/cmd", "edge/v1/demo-site/cod-1/confirm"] * 2
     finally:
         rig.done()
 

@@ -148,6 +148,9 @@ def _replay(cfg, n):
         errors = r.node.errors
         r.reconnect()
         r.node.service_link(60000)
+        assert r.node._sent == n and len(r.node.queue) == n, r.lines  # all sent, kept until confirmed
+        r.confirm(n)
+        r.node.service_link(0)
         assert len(r.node.queue) == 0, r.lines
         assert r.node.errors == errors, r.lines  # FakeMQTT checks the announced length too
         for topic, payload, qos, retain in r.mqtt.published:
