@@ -10,7 +10,7 @@ PUBACK freed are not the gateway's to know). "again": 1 (the gateway just connec
 unconfirmed record again now. A forged one frees nothing; one beyond the last stored seq (another
 queue's) is refused. node.py keeps the rest: the resend timer and the wait for a first one.
 
-Loaded for the call (compat.call_once from node.py, when one came) and dropped after. signed() is
+run() is loaded for the call (compat.call_once from node.py, when one came) and dropped after. signed() is
 also the command channel's check (cmdchan.py)."""
 import json
 from binascii import hexlify
@@ -31,7 +31,7 @@ def signed(mac, payload):
     return "forged: signature does not match" if d else None
 
 
-def take(node, payload):
+def run(node, payload):
     """One confirmation (bytes): checked, then the flash queue frees what it covers."""
     q = node.queue
     err = signed(node.mac, payload)
@@ -56,7 +56,7 @@ def take(node, payload):
     cf = node._cf
     if cf[0] is not None:  # the first one: from now on only a confirmation frees a record
         cf[0] = None
-        p = __import__("pointer").Pointer(q.dir + "/confirmed")
+        p = __import__("pointer").Pointer(q.dir + "/confirmed.ptr")
         if not p.value:
             p.store(1)  # for good: a gateway that confirms was seen (no wait for one after a reboot)
         node.log("confirm: the gateway confirms; records stay on flash until it has them")

@@ -219,7 +219,29 @@ class Node:
                 else:  # tried again in 5 s, not at the next period: the retained status says offline
                     self._last_status = ticks_add(now, 5000 - self.status_ms)
             self._events()
-            self._confirm_wait(now)
+            # The gateway's confirmations (confirm.py) and the wait for them: self._cf is [None when
+            # a gateway confirms (seen once: on flash), True when PUBACK frees records (no key, or
+            # queue.confirm_s passed with no confirmation: an older gateway), else the ticks that
+            # wait ends at; the ticks unconfirmed records are sent again at; that timeout in ms;
+            # the newest confirmation not taken yet]. (Inline: each method name costs heap.)
+            cf = self._cf
+            if cf[3] is not None:
+                p = cf[3]
+                cf[3] = None
+                call_once("confirm", "run", self, p)
+                p = None
+            q = self.queue
+            if cf[0] is not None and cf[0] is not True and ticks_diff(now, cf[0]) >= 0:
+                cf[0] = True
+                q.ack(self._sent)
+                self.log("confirm: none came in queue.confirm_s; the broker's PUBACK frees records (older gateway)")
+            if cf[0] is True or self._sent <= q.acked:
+                cf[1] = ticks_add(now, cf[2])  # nothing waits for a confirmation
+            elif ticks_diff(now, cf[1]) >= 0:  # none for a while: the gateway may never have got them
+                self.log("confirm: none in %d s; records from seq %d go again" % (cf[2] // 1000, q.acked + 1))
+                self._sent = q.acked
+                cf[2] = cf[2] * 2 if cf[2] < 450000 else 900000  # 30 s, 60 s, ... 15 min
+                cf[1] = ticks_add(now, cf[2])
             while self._cmd:  # commands, oldest first; their code is loaded for them only
                 call_once("cmdchan", "run", self, self._cmd.pop(0))  # popped first: one that fails never blocks the data
                 self._feed()
@@ -233,30 +255,6 @@ class Node:
             if isinstance(e, MemoryError) and self.batch_bytes > 256:
                 self.batch_bytes //= 2  # a fragmented heap: replay in smaller batches from now on
             self._link_failed("publish", e)
-
-    def _confirm_wait(self, now):
-        """The gateway's confirmations (confirm.py) and the wait for them: self._cf is [None when
-        a gateway confirms (seen once: on flash), True when PUBACK frees records (no key, or
-        queue.confirm_s passed with no confirmation: an older gateway), else the ticks that
-        wait ends at; the ticks unconfirmed records are sent again at; that timeout in ms]."""
-        cf = self._cf
-        if self._conf is not None:
-            p = self._conf
-            self._conf = None
-            call_once("confirm", "take", self, p)
-            p = None
-        q = self.queue
-        if cf[0] is not None and cf[0] is not True and ticks_diff(now, cf[0]) >= 0:
-            cf[0] = True
-            q.ack(self._sent)
-            self.log("confirm: none came in queue.confirm_s; the broker's PUBACK frees records (older gateway)")
-        if cf[0] is True or self._sent <= q.acked:
-            cf[1] = ticks_add(now, cf[2])  # nothing waits for a confirmation
-        elif ticks_diff(now, cf[1]) >= 0:  # none for a while: the gateway may never have got them
-            self.log("confirm: none in %d s; records from seq %d go again" % (cf[2] // 1000, q.acked + 1))
-            self._sent = q.acked
-            cf[2] = cf[2] * 2 if cf[2] < 450000 else 900000  # 30 s, 60 s, ... 15 min
-            cf[1] = ticks_add(now, cf[2])
 
     def _events(self):
         q = self.queue
@@ -372,8 +370,8 @@ class Node:
         # reads (during a publish, say): only queued here, run by the loop (cmdchan.run). A big one
         # (a config) waits on flash: held in the heap, it could leave cmdchan's code no block.
         try:
-            if topic[-1] == "m":  # .../confirm: only the newest one matters (node._confirm_wait)
-                self._conf = payload
+            if topic[-1] == "m":  # .../confirm: only the newest one matters (service_link)
+                self._cf[3] = payload
                 return
             if len(payload) > 200:
                 topic = self.queue.dir + "/cmd-held"

@@ -74,7 +74,7 @@ def init_node(self, config, hw, mqtt_client, log, Analyzer):
     self.queue = self.mqtt = self.mac = self.event_topic = self.batch_max = self.batch_bytes = None
     self.seq = self._boot = self.mqtt_backoff = self.net_backoff = self.ntp_backoff = None
     self._status_due = self._last_status = self._dropped_told = self._boot_event = self._rec_len = None
-    self._rows = self._cn = self._cmd = self._sent = self._cf = self._conf = None
+    self._rows = self._cn = self._cmd = self._sent = self._cf = None
     # [config path, ticks deadline of a config on trial (the config op's, start.trial) or None]
     # then [ticks deadline of an image on trial (slot file "1!0 300": fwupdate.py), its slot] or None, None
     t = config.get("_trial") or ("/node.json", 0)
@@ -185,13 +185,13 @@ def _recover_queue(self, config, hw, log):
     p = Pointer(self.queue.dir + "/boots")
     p.store(p.value + 1)
     self._cn = [p.value, 0]
-    # End-to-end confirmation (confirm.py, Node._confirm_wait): sent up to _sent on this connection;
+    # End-to-end confirmation (confirm.py, Node.service_link): sent up to _sent on this connection;
     # a gateway that confirms was seen once (on flash), or PUBACK frees records (no key to check a
     # confirmation with, or queue.confirm_s = 0), or the node waits confirm_s for a first one.
     self._sent = self.queue.acked
     s = int(q.get("confirm_s", 600))
-    p = Pointer(self.queue.dir + "/confirmed")
+    p = Pointer(self.queue.dir + "/confirmed.ptr")  # (over 10 characters: not interned)
     self._cf = [None if p.value else True if s == 0 or not config.get("key") else
-                ticks_add(ticks_ms(), s * 1000), 0, 30000]
+                ticks_add(ticks_ms(), s * 1000), 0, 30000, None]
     p = None
     gc.collect()

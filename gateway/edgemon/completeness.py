@@ -66,10 +66,16 @@ class NodeCompleteness:
     def missing(self) -> int:
         return self.base_missing + self.given_up + sum(hi - lo + 1 for lo, hi in self.gaps)
 
-    def add(self, seq: int) -> bool | None:
-        """Take one record's seq; False when it is a duplicate, None when it jumped (an incident)."""
+    def add(self, seq: int, start: int | None = None) -> bool | None:
+        """Take one record's seq; False when it is a duplicate, None when it jumped (an incident).
+        start: where a node never seen before is expected to begin (Completeness.starts)."""
         if self.first is None:
             self.first = self.last = seq
+            if start is not None and start < seq <= start + MAX_JUMP:
+                # Expected from start, not from the first seq that happened to arrive: records lost
+                # before this gateway saw any (a broker that lost its session) count as missing.
+                self.first = start
+                self.gaps.append([start, seq - 1])
             self.received += 1
             return True
         if seq > self.last + MAX_JUMP or seq < self.first - MAX_JUMP:
@@ -164,7 +170,10 @@ class NodeCompleteness:
 class Completeness:
     """All nodes, keyed "site/node"; `dirty` holds the nodes changed since the last points."""
 
-    def __init__(self, state: dict[str, Any] | None = None):
+    def __init__(self, state: dict[str, Any] | None = None, starts: dict[str, int] | None = None):
+        # A node never seen is expected from seq 1, or from where the gateway last confirmed it
+        # (starts: "site/node" -> first seq expected).
+        self.starts = dict(starts or {})
         self.nodes: dict[str, NodeCompleteness] = {
             key: NodeCompleteness.from_json(doc) for key, doc in (state or {}).items()
         }
@@ -186,7 +195,7 @@ class Completeness:
         dups = 0
         for seq in seqs:
             first, last = nc.first, nc.last
-            took = nc.add(seq)
+            took = nc.add(seq, self.starts.get(f"{site}/{node}", 1) if first is None else None)
             if took is None:
                 self.incidents.append((f"{site}/{node}", seq, first, last))
             elif not took:

@@ -58,6 +58,8 @@ class GatewayConfig:
     silent_periods: float = 3.0
     clock_future_tolerance_s: float = 60.0
     clock_past_tolerance_s: float = 600.0
+    confirm: bool = True  # tell each keyed node what is stored (confirm.py): it frees flash only then
+    confirm_interval_s: float = 1.0  # at most one confirmation per node this often
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
@@ -98,6 +100,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "health_interval_s": Field(float, 10.0, "how often ingest/gateway/completeness points are written",
                                    gt=0, expect=SECONDS),
         "fsync": Field(bool, True, "fsync every store frame"),
+        "confirm": Field(bool, True, "end-to-end confirmation: tell each node (signed) what is in the store, "
+                         "so it keeps records on flash until then (false: nodes trust the PUBACK after "
+                         "their queue.confirm_s)"),
+        "confirm_interval_s": Field(float, 1.0, "at most one confirmation per node this often", gt=0,
+                                    expect=SECONDS),
     },
     "mqtt": {
         "host": Field(str, "127.0.0.1"), "port": Field(int, 1883, ge=1, le=65535),
@@ -257,6 +264,7 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
         influx_password=influx_password, influx_org=i.get("org") or "", influx_token=token,
         batch_max=i["batch_max"], state_dir=state_dir, client_id=g["id"], stop_timeout_s=float(g["stop_timeout_s"]),
         ingest_interval_s=float(g["health_interval_s"]), fsync=bool(g["fsync"]),
+        confirm=bool(g["confirm"]), confirm_interval_s=float(g["confirm_interval_s"]),
         keys=keys, require_signatures=bool(t.get("require_signatures")),
         clock_future_tolerance_s=float(t["clock_future_tolerance_s"]),
         clock_past_tolerance_s=float(t["clock_past_tolerance_s"]),

@@ -17,6 +17,9 @@ module of its own (paho's callbacks never do more than append to a list):
   with backoff while InfluxDB is down or refusing, and keeps per-node completeness (completeness.py)
   saved with its cursor, so both survive a restart and a re-drain counts nothing twice; likewise the
   status trust state (statustrust.py: each node's newest connection), whose changes travel in the frames;
+- the journal thread also tells each keyed node, signed, what is now in the store (confirm.py,
+  Confirmations below): the node keeps a record on flash until then, since a broker's PUBACK
+  does not survive a broker crash;
 - the observer thread, observers.py: calls observers (add_observer) with records, statuses and
   events once they are durably accepted, and on_tick about once a second.
 
@@ -42,6 +45,7 @@ from typing import Any
 
 from . import observers
 from .completeness import Completeness
+from .confirmations import Confirmations
 from .config import GatewayConfig
 from .journal import Journal, Lines
 from .keys import Verifier
@@ -110,6 +114,7 @@ class Gateway:
         self._cursor = Position(1, 0)  # the writer's: what is before it is in InfluxDB
         self._backlog_readings = 0  # stored, not yet written
         # The parts, one per job (each module's docstring names the thread that runs it).
+        self.confirmations = Confirmations(self)
         self._session = MqttSession(self)
         self._journal = Journal(self)
         self._writer = Writer(self)
@@ -152,7 +157,8 @@ class Gateway:
         self.quarantine = Quarantine(cfg.quarantine_path)
         self.store = Store(cfg.store_dir, fsync=cfg.fsync)
         self._cursor, state = self.store.load_cursor()
-        self._completeness = Completeness(state.get("completeness"))
+        self.confirmations.open()
+        self._completeness = Completeness(state.get("completeness"), self.confirmations.starts())
         # Status trust: the drained copy (the writer's) is saved with the cursor; the live one (the
         # journal's) is that plus the changes in frames not drained yet (taken in by _count_backlog).
         self.trust = StatusTrust(state.get("status"))

@@ -90,6 +90,7 @@ class Journal:
             if group or extra:
                 try:
                     self.commit(group, extra)
+                    gw.confirmations.publish_due()
                 except BaseException:
                     # Not acknowledged (PUBACK follows the fsync), and the broker does not send an
                     # unacknowledged message again within the session: put the group back so the
@@ -98,6 +99,8 @@ class Journal:
                     with gw._inbox_cond:
                         gw._inbox[:0] = group
                     raise
+            if not (group or extra):
+                gw.confirmations.publish_due()  # those held back by confirm_interval_s
             if stopping:
                 return
 
@@ -151,6 +154,7 @@ class Journal:
                     # Disk full or failing: nothing is acknowledged; retry until it heals.
                     log.error("store: cannot append (%s); messages stay unacknowledged at the broker", exc)
                     time.sleep(1.0)
+            gw.confirmations.stored(head["m"])  # on disk now: the nodes may be told
             with gw._lock:
                 gw._counters["stored_readings"] += readings
                 gw._backlog_readings += readings
@@ -188,6 +192,9 @@ class Journal:
         number of reading points and what to hand to observers (None: nothing). Raises
         ContractError for what goes to the quarantine."""
         gw = self.gw
+        if "/stored/" in item.topic:  # a peer gateway's claim (confirmations.py), nothing to store
+            gw.confirmations.claim(item.topic, item.payload)
+            return 0, None
         t = parse_topic(item.topic)
         payload = item.payload
         if t.kind == "data":

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .confirm import CLAIM_SUBSCRIPTION
 from .journal import Message
 from .paho_acks import ack_in_order, topic_of
 
@@ -74,7 +75,9 @@ class MqttSession:
         if group:
             # Each message to exactly one gateway of the group. Retained statuses are not sent to
             # shared subscriptions; silence liveness covers a node whose status came before.
-            return [(f"$share/{group}/{sub}", 1) for sub in SUBSCRIPTIONS]
+            # The peers' claims (confirm.py) go to every gateway: not shared.
+            return [(f"$share/{group}/{sub}", 1) for sub in SUBSCRIPTIONS] + \
+                ([(CLAIM_SUBSCRIPTION, 1)] if self.gw.cfg.confirm else [])
         return [(sub, 1) for sub in SUBSCRIPTIONS]
 
     # ------------------------------------------------------------------ paho callbacks (paho's thread)
@@ -87,6 +90,7 @@ class MqttSession:
             return
         log.info("MQTT connected (session_present=%s)", flags.session_present)
         client.subscribe(self.subscriptions())
+        self.gw.confirmations.reconnected()
 
     def _on_subscribe(self, client, userdata, mid, reason_code_list, properties) -> None:
         failed = [str(rc) for rc in reason_code_list if rc.is_failure]

@@ -41,6 +41,7 @@ def acl_block(site: str, node: str) -> str:
         f"user {broker_user(site, node)}",
         *(f"topic write {base}/{kind}" for kind in ("data", "status", "event", "cmd/ack")),
         f"topic read {base}/cmd",
+        f"topic read {base}/confirm",  # the gateway's end-to-end confirmations
     ]) + "\n"
 
 

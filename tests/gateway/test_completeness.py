@@ -94,5 +94,20 @@ def test_completeness_matches_a_set(seqs):
     distinct = set(seqs)
     assert nc.received == len(distinct)
     assert nc.duplicates == len(seqs) - len(distinct)
-    assert nc.expected == max(seqs) - min(seqs) + 1
+    assert nc.expected == max(seqs) - min(min(seqs), 1) + 1  # expected from seq 1, whatever came first
     assert nc.missing == nc.expected - len(distinct)
+
+
+def test_a_node_never_seen_is_expected_from_seq_1_or_from_where_it_was_confirmed():
+    # A broker that lost the gateway's session lost seq 1-67: the first record to arrive is 68.
+    c = Completeness(starts={"s/b": 501})
+    c.add("s", "a", [68, 69])
+    a = c.nodes["s/a"]
+    assert (a.expected, a.received, a.missing, a.gaps) == (69, 2, 67, [[1, 67]])
+    c.add("s", "a", range(1, 68))  # the node sends them again (not confirmed): all there
+    assert (a.expected, a.received, a.missing, a.duplicates) == (69, 69, 0, 0)
+    c.add("s", "b", [503])  # confirmed up to 500 before this gateway's state began
+    b = c.nodes["s/b"]
+    assert (b.first, b.expected, b.missing) == (501, 3, 2)
+    c.add("s", "c", [2_000_000])  # beyond MAX_JUMP from 1: a node long in service, not 2 M missing
+    assert (c.nodes["s/c"].first, c.nodes["s/c"].missing) == (2_000_000, 0)

@@ -141,6 +141,7 @@ class Mosquitto:
     users: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     acl_path: Path | None = None  # enforce this ACL file (as written by `edgemon node provision`)
+    autosave_s: int = 5  # persistence: how often the broker saves what it holds (a kill -9 loses the rest)
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -186,7 +187,7 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             "persistence true",
             f"persistence_location {self.dir / 'data'}/",
-            "autosave_interval 5",
+            f"autosave_interval {self.autosave_s}",
             # The gateway's persistent session keeps QoS 1 messages while it is down. Mosquitto's
             # default keeps only 100 and drops the rest. 1,000,000 is 2.7 h of 1,000 sites at one
             # record per 10 s; at ~0.5 KB per queued message (payload ~250 B + topic + bookkeeping)
@@ -229,6 +230,12 @@ class Mosquitto:
 
     def stop(self):
         _stop_process(self.proc)
+
+    def kill9(self):
+        """SIGKILL, by PID: what it held and had not saved yet (autosave_interval) is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def restart(self):
         self.stop()

@@ -1,4 +1,4 @@
-"""End-to-end confirmation, the node's half (confirm.py, Node._confirm_wait) on fake hardware: a
+"""End-to-end confirmation, the node's half (confirm.py, Node.service_link) on fake hardware: a
 record leaves flash only once a signed gateway confirmation covers it, not at the PUBACK; what is
 unconfirmed goes again after a reconnect, after a timeout (30 s, then doubling) and when asked
 ("again"); a forged, unsigned or foreign confirmation frees nothing; an older gateway (no
