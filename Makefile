@@ -7,12 +7,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv system-deps demo test test-fast bench mpy clean
+.PHONY: help venv system-deps demo test test-fast test-faults bench mpy clean
 
 help:
 	@echo "make demo         whole system locally: 3 simulated sites -> firmware -> MQTT -> gateway -> InfluxDB"
 	@echo "make test         the whole test suite (starts its own Mosquitto and InfluxDB on loopback)"
 	@echo "make test-fast    pure tests only (no servers)"
+	@echo "make test-faults  the whole-system fault scenarios, one line each (results/faults.json)"
 	@echo "make bench        measured figures, written to results/"
 	@echo "make mpy          compile the firmware to .mpy (mpy-cross) and its ROMFS image, under build/"
 
@@ -35,6 +36,9 @@ demo: system-deps
 
 test: system-deps
 	$(BIN)/pytest -q
+
+test-faults: system-deps
+	$(BIN)/pytest -q -s tests/integration/test_system_faults.py tests/integration/test_gateway_faults.py
 
 test-fast: venv
 	$(BIN)/pytest -q -m "not integration"

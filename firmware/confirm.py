@@ -1,4 +1,4 @@
-"""End-to-end confirmation, the node's half (docs/ARCHITECTURE.md section 4.3). A record leaves
+"""End-to-end confirmation, the node's half (docs/ARCHITECTURE.md section 6.1). A record leaves
 the flash queue only once the gateway confirms it is in its store: a broker's PUBACK says no more
 than "the broker holds it", and a broker killed before its next save loses what it held.
 

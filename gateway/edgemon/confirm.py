@@ -1,4 +1,4 @@
-"""End-to-end confirmation, the gateway's half (docs/ARCHITECTURE.md section 4.3): which of each
+"""End-to-end confirmation, the gateway's half (docs/ARCHITECTURE.md section 6.1): which of each
 node's records are durably in a gateway's store, as the node is told. Pure; the journal thread
 feeds it (records stored, after the fsync) and publishes what it says is due.
 

@@ -50,6 +50,9 @@ def _check(row: dict, rig: SystemRig) -> None:
     assert row["produced"] >= 30 * len(rig.names), row  # the scenario really ran under load
     for name, n in row["nodes"].items():
         assert n["dropped"] == 0, (name, n)
+        text = rig.nodes[name].log_path.read_text()  # the 64k heap held, confirmations and resends included
+        assert "MemoryError" not in text and "Traceback" not in text, text[-1500:]
+        assert "the gateway confirms" in text
 
 
 @pytest.mark.rig(autosave_s=3600)  # the broker never saves on its own: a kill -9 loses all it held
@@ -132,3 +135,24 @@ def test_two_gateways_sharing_the_nodes_confirm_exactly_through_a_broker_kill9(r
         counts = re.findall(r" records=(\d+) ", rig.gateways[g].log_path.read_text())
         assert counts and int(counts[-1]) > 0, (g, counts[-3:])  # (gwa's count is since its restart)
     assert all(n["confirmed"] >= n["produced"] - 40 for n in row["nodes"].values()), row["nodes"]
+
+
+def test_node_power_cuts_and_a_silent_analyzer(rig):
+    from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 10)
+    for _ in range(2):  # power cut (SIGKILL, wherever the node is: a write, a publish) and power back
+        fw = rig.nodes["n1"]
+        fw.kill()
+        time.sleep(0.5)
+        fw.start()
+        rig.wait_seq("n1", rig.last_seq("n1") + 5)
+    port = rig.sims[1].port
+    rig.sims[1].stop()  # n2's analyzer stops answering: its records carry no value, flag B
+    rig.wait_seq("n2", rig.last_seq("n2") + 6)
+    rig.sims[1] = AnalyzerSimulator(cod_profile(), port=port).start()
+    rig.wait_seq("n2", rig.last_seq("n2") + 6)
+    rig.wait_stored(timeout_s=90)
+    _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)

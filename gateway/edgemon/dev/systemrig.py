@@ -122,7 +122,7 @@ class SystemRig:
     def stored_times(self, name: str) -> list[int]:
         r = requests.get(self.stack.influx.url + "/query", timeout=10, params={
             "db": self.db, "epoch": "ms",
-            "q": f"SELECT value FROM reading WHERE site = '{SITE}' AND node = '{name}' AND param = 'w01018'"})
+            "q": f"SELECT flag FROM reading WHERE site = '{SITE}' AND node = '{name}' AND param = 'w01018'"})
         r.raise_for_status()
         out: list[int] = []
         for res in r.json()["results"]:
