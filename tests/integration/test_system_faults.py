@@ -156,3 +156,16 @@ def test_node_power_cuts_and_a_silent_analyzer(rig):
     rig.wait_seq("n2", rig.last_seq("n2") + 6)
     rig.wait_stored(timeout_s=90)
     _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)
+
+
+def test_influxdb_down_while_the_nodes_poll(rig):
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 10)
+    rig.stack.influx.stop()  # the gateway's store takes it all and confirms it: nothing waits on the nodes
+    for n in rig.names:
+        rig.wait_seq(n, rig.last_seq(n) + 16)
+    rig.stack.influx.start()  # same port and data: the writer drains its backlog
+    rig.wait_stored(timeout_s=90)
+    _check(rig.account("influxdb_down_while_nodes_poll", ["InfluxDB stopped 8 s"]), rig)
