@@ -62,6 +62,8 @@ def run(node, payload):
         node.log("confirm: the gateway confirms; records stay on flash until it has them")
     if f > q.acked:
         q.ack(f)
+        if node._sent < f:
+            node._sent = f  # (those need not go again)
         cf[2] = 30000  # progress: the resend timer starts again from 30 s
         cf[1] = __import__("compat").ticks_add(__import__("compat").ticks_ms(), 30000)
     if payload.get("again") and node._sent > q.acked:

@@ -188,6 +188,8 @@ class Node:
                 self._trial[1] = None
                 self.log("config: the new config is confirmed (connected with it)")
             self.mqtt_backoff.succeeded()
+            if type(self._cf[0]) is int and self._cf[0] < 0:  # the wait for a first confirmation
+                self._cf[0] = ticks_add(ticks_ms(), -self._cf[0])  # counts from the first connect
             self._feed()
             self._sent = self.queue.acked  # every unconfirmed record goes again on a new connection
             try:  # the command channel and the confirmations, this connection's (clean session)
@@ -231,7 +233,7 @@ class Node:
                 call_once("confirm", "run", self, p)
                 p = None
             q = self.queue
-            if cf[0] is not None and cf[0] is not True and ticks_diff(now, cf[0]) >= 0:
+            if cf[0] is not None and cf[0] is not True and cf[0] >= 0 and ticks_diff(now, cf[0]) >= 0:
                 cf[0] = True
                 q.ack(self._sent)
                 self.log("confirm: none came in queue.confirm_s; the broker's PUBACK frees records (older gateway)")

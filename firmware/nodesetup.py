@@ -192,6 +192,6 @@ def _recover_queue(self, config, hw, log):
     s = int(q.get("confirm_s", 600))
     p = Pointer(self.queue.dir + "/confirmed.ptr")  # (over 10 characters: not interned)
     self._cf = [None if p.value else True if s == 0 or not config.get("key") else
-                ticks_add(ticks_ms(), s * 1000), 0, 30000, None]
+                -s * 1000, 0, 30000, None]  # (negative: armed at the first connect, node.py)
     p = None
     gc.collect()

@@ -34,7 +34,9 @@ from typing import Any
 from .keys import signed_payload
 
 MAX_RANGES = 256  # a claim's ranges (beyond: not claimed yet, the peers confirm less, never more)
-NODE_RANGES = 4  # ranges above upto in a confirmation (the firmware reads a few)
+# Ranges above upto in a confirmation (the firmware reads a few): the highest ones, since a range
+# that continues the node's own floor is above any gap the node skipped (a queue overflow).
+NODE_RANGES = 4
 
 
 def add_range(ranges: list[list[int]], lo: int, hi: int) -> None:
@@ -154,7 +156,7 @@ class Confirmer:
                 if n.dirty and now_ms - n.published_ms >= self.interval_ms]
 
     def confirmation(self, n: NodeConfirm, now_ms: int, key: bytes) -> bytes:
-        body = {"upto": n.upto, "ranges": n.union()[:NODE_RANGES], "again": 1 if n.again else 0,
+        body = {"upto": n.upto, "ranges": n.union()[-NODE_RANGES:], "again": 1 if n.again else 0,
                 "gw": self.gateway_id, "ts": now_ms}
         return signed_payload(json.dumps(body, separators=(",", ":")).encode(), key)
 

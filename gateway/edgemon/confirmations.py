@@ -57,7 +57,9 @@ class Confirmations:
             except (ValueError, AttributeError) as exc:  # torn by a crash: nodes send again, nothing lost
                 log.warning("%s unreadable (%s): confirmations start again from the nodes' own floors", self.path, exc)
         self._saved = dict(state)
-        if cfg.confirm:
+        if cfg.confirm and not cfg.fsync:
+            log.warning("confirm is off: [gateway] fsync = false, and a frame not fsync'd may not be confirmed")
+        if cfg.confirm and cfg.fsync:
             self.confirmer = Confirmer(cfg.client_id, int(cfg.confirm_interval_s * 1000), state)
 
     def starts(self) -> dict[str, int]:
@@ -112,6 +114,7 @@ class Confirmations:
             c.ask_again()
         now = _now_ms()
         shared = bool(self.gw.cfg.shared_group)
+        sent = False
         for name, n in c.due(now):
             site, node = name.split("/", 1)
             key = self._key(site, node)
@@ -122,9 +125,11 @@ class Confirmations:
                 client.publish(claim_topic(site, node, c.gateway_id), c.claim(n, key), qos=1, retain=True)
             c.published(n, now)
             self.published += 1
-        state = c.state()
-        if state != self._saved:
-            self._save(state)
+            sent = True
+        if sent:  # (saved as often as confirmations go out, not at every frame)
+            state = c.state()
+            if state != self._saved:
+                self._save(state)
 
     def _save(self, state: dict[str, int]) -> None:
         tmp = self.path.with_suffix(".tmp")

@@ -90,7 +90,6 @@ class Journal:
             if group or extra:
                 try:
                     self.commit(group, extra)
-                    gw.confirmations.publish_due()
                 except BaseException:
                     # Not acknowledged (PUBACK follows the fsync), and the broker does not send an
                     # unacknowledged message again within the session: put the group back so the
@@ -99,8 +98,10 @@ class Journal:
                     with gw._inbox_cond:
                         gw._inbox[:0] = group
                     raise
-            if not (group or extra):
-                gw.confirmations.publish_due()  # those held back by confirm_interval_s
+            try:  # outside the commit's try: a group stored and acknowledged must never be put back
+                gw.confirmations.publish_due()  # (also those held back by confirm_interval_s)
+            except Exception:  # noqa: BLE001 - the nodes keep their records and send them again
+                log.exception("confirmations: cannot publish or save; retried with the next group")
             if stopping:
                 return
 

@@ -94,3 +94,15 @@ def test_confirmations_are_signed_rate_limited_and_ask_again_after_a_reconnect()
     c.published(n, 7000)
     assert json.loads(split_signature(c.confirmation(n, 8000, KEY))[0])["again"] == 0
     assert c.state() == {"s/n": 43}
+
+
+def test_a_confirmation_carries_the_highest_ranges_those_past_the_gaps_a_node_skipped():
+    # Records a node dropped (queue overflow) never arrive: upto stays below each gap, and the
+    # range that continues the node's own floor is the newest one.
+    n = NodeConfirm()
+    for lo, hi in ((1, 10), (20, 30), (40, 50), (60, 70), (80, 90), (100, 120)):
+        n.stored(range(lo, hi + 1))
+    c = Confirmer("gw-a")
+    c.nodes["s/n"] = n
+    doc = json.loads(split_signature(c.confirmation(n, 1, KEY))[0])
+    assert doc["upto"] == 10 and doc["ranges"] == [[40, 50], [60, 70], [80, 90], [100, 120]]

@@ -198,3 +198,17 @@ def test_the_queue_bound_still_holds_when_confirmations_stop():
         assert any(b"queue_overflow" in p for p in events)
     finally:
         r.done()
+
+
+def test_the_wait_for_a_first_confirmation_counts_from_the_first_connect():
+    # A new node that boots into a long outage must not trust PUBACKs at its first connect.
+    r = _rig({"confirm_s": 60})
+    try:
+        r.mqtt.fail_connect = True
+        r.tick(3)
+        assert r.node._cf[0] == -60000  # not armed: never connected
+        r.reconnect()
+        r.tick()
+        assert r.node._cf[0] is not True and r.node._cf[0] >= 0 and len(r.node.queue) == 4, r.lines
+    finally:
+        r.done()
