@@ -1,6 +1,9 @@
 """The node's job: poll analyzers every poll_s, store each record on flash first, publish it over
 MQTT (QoS 1; a backlog replays in signed batches), retained status, backoff, a loop that never dies.
-A record leaves flash once the gateway confirms it has it (confirm.py), not at the broker's PUBACK."""
+A record leaves flash once the gateway confirms it has it (confirm.py), not at the broker's PUBACK.
+Over 400 lines on purpose: this class is the poll loop's live heap, and each module or method of
+its own costs heap and interned names on a 64k board (a node runs 2-6k under its limit); the rare
+paths already live in modules loaded for the call (nodesetup, cmdchan, confirm, fwupdate, ...)."""
 from compat import ticks_ms, ticks_diff, ticks_add, sleep_ms, collect, mem_alloc, mem_free
 from compat import call_once
 from record import put_record_rows, build_event, build_status, format_number
