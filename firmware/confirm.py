@@ -43,9 +43,17 @@ def run(node, payload):
                 raise ValueError
             if f < q.acked:
                 f = q.acked
-            for r in payload.get("ranges", ()):  # sorted: each may continue the one before
-                if r[0] <= f + 1 and r[1] > f:
-                    f = r[1]
+            while True:
+                for r in payload.get("ranges", ()):  # sorted: each may continue the one before
+                    if r[0] <= f + 1 and r[1] > f:
+                        f = r[1]
+                # Records right after f that flash damage made unreadable can never reach a
+                # gateway: peek skips them (counted lost, reported in queue_overflow) and the
+                # floor moves past them, else a gap no confirmation covers would stall the queue.
+                r = q.peek(1, f, node._rows) if f < q.last_seq else None
+                if not r or r[0][0] == f + 1:
+                    break
+                f = r[0][0] - 1
             if f > q.last_seq:
                 err = "refused: confirms seq %d, the last stored is %d (not this queue's)" % (f, q.last_seq)
         except Exception:

@@ -322,9 +322,14 @@ class Node:
             count += 1
             last = seq
         if not count:
-            # Pending but unreadable (flash damage): count them rather than stall the uplink.
-            q.lose(q.last_seq - first)
-            q.ack(q.last_seq)
+            # Pending but unreadable (flash damage in the open segment): sealed, so what follows
+            # starts a new segment that replay reaches. Without confirmations they are counted and
+            # acked now; with them nothing unconfirmed is freed here (peek counts the damaged ones
+            # once it skips them, and confirm.run moves the floor past them).
+            q._seg_len[-1] = q.seg_bytes
+            if self._cf[0] is True:
+                q.lose(q.last_seq - first)
+                q.ack(q.last_seq)
             self._sent = q.last_seq
             return
         self._rec_len = size // count + 1

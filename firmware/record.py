@@ -4,7 +4,7 @@ import struct
 from binascii import hexlify
 from compat import const
 
-FW_VERSION = "0.3.0"
+FW_VERSION = "0.4.0"  # 0.4.0: end-to-end confirmation (a record stays on flash until the gateway has it)
 
 _F32 = bytearray(4)
 # A record's flat rows, as reccodec.decode fills them (its _ROW_* offsets, the same numbers)

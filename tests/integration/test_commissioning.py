@@ -186,7 +186,7 @@ analyzers = [ {{ name = "cod", profile = "cod_generic", unit = 1, timeout_ms = 5
         # the board's console and as a new boot event, and a forged event refused (exit 5)
         r = edgemon("node", "logs", "--config", str(gt), SITE, NODE)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "status   online, fw 0.3.0" in r.stdout and "signature ok; retained" in r.stdout, r.stdout
+        assert "status   online, fw 0.4.0" in r.stdout and "signature ok; retained" in r.stdout, r.stdout
         assert " event boot " in r.stdout, r.stdout
         follow = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "node", "logs", "--config", str(gt), SITE,
                                    NODE, "--follow", "--for", "12", "--virtual", str(board_dir)],

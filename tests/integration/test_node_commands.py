@@ -209,7 +209,7 @@ def test_node_status_reads_the_retained_status_and_checks_its_signature(rig):
     r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, NODE, "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     st = json.loads(r.stdout)
-    assert st["state"] == "online" and st["fw"] == "0.3.0" and st["signed"] == "signature ok" and st["cn"][0] >= 1
+    assert st["state"] == "online" and st["fw"] == "0.4.0" and st["signed"] == "signature ok" and st["cn"][0] >= 1
     rig["fw"].stop()  # a clean stop publishes the retained offline status
     time.sleep(0.5)
     r = edgemon("node", "status", "--config", str(rig["toml"]), SITE, NODE)

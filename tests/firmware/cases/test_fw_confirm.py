@@ -212,3 +212,52 @@ def test_the_wait_for_a_first_confirmation_counts_from_the_first_connect():
         assert r.node._cf[0] is not True and r.node._cf[0] >= 0 and len(r.node.queue) == 4, r.lines
     finally:
         r.done()
+
+
+def _damage_last_record(path):
+    b = bytearray(open(path, "rb").read())
+    b[-3] ^= 0x55  # flash damage inside the segment's last record (its CRC no longer matches)
+    with open(path, "wb") as f:
+        f.write(b)
+
+
+def test_records_flash_damage_made_unreadable_do_not_stall_the_confirmed_floor():
+    # The gateway can never get them, so no confirmation covers them: the node's floor moves past
+    # them (counted lost, as the queue always counted damage) and the ranges after them continue it.
+    import os
+    r = _rig({"segment_kb": 1, "max_kb": 8})
+    try:
+        r.tick(150)
+        q = r.node.queue
+        firsts = [s for s, n in q.segments()]
+        assert len(firsts) >= 2, firsts
+        _damage_last_record(q.dir + "/" + [f for f in sorted(os.listdir(q.dir)) if f.endswith(".q")][0])
+        gap = firsts[1] - 1
+        r.confirm(gap - 1, ranges="[[%d,%d]]" % (gap + 1, q.last_seq - 2))
+        r.node.service_link(0)
+        assert q.acked == q.last_seq - 2 and q.dropped == 1 and r.node.errors == 0, (q.acked, q.dropped, r.lines)
+        r.confirm(gap - 1, ranges="[[%d,%d]]" % (gap + 1, q.last_seq - 1))  # once more: counted once
+        r.node.service_link(0)
+        assert q.acked == q.last_seq - 1 and q.dropped == 1
+    finally:
+        r.done()
+
+
+def test_damage_in_the_open_segment_frees_nothing_unconfirmed_and_later_records_still_go():
+    import os
+    r = _rig({"segment_kb": 1, "max_kb": 8})
+    try:
+        r.tick(5)
+        q = r.node.queue
+        _damage_last_record(q.dir + "/" + [f for f in sorted(os.listdir(q.dir)) if f.endswith(".q")][-1])
+        r.node._sent = q.acked  # everything goes again (as after a reconnect): record 5 cannot be read
+        r.node.service_link(0)  # 1-4 (a batch)
+        r.node.service_link(0)  # nothing readable after 4: the segment is sealed
+        assert q.acked == 0 and len(q) == 5, (q.acked, r.lines)  # sent but unconfirmed: all stay
+        r.tick(3)  # the damaged segment was sealed: records 6.. start a new one, replay reaches them
+        assert 6 in _seqs(r) and 8 in _seqs(r), _seqs(r)
+        r.confirm(4, ranges="[[6,8]]")
+        r.node.service_link(0)
+        assert q.acked == 8 and q.dropped == 1 and r.node.errors == 0, (q.acked, q.dropped, r.lines)
+    finally:
+        r.done()

@@ -70,7 +70,7 @@ def test_status_shape():
     text = s.decode()
     d = json.loads(text)
     _keys_in_order(text, ("state", "fw", "up", "heap", "heap_peak", "rssi", "queue", "clk"))
-    assert d["state"] == "online" and d["fw"] == "0.3.0" and d["up"] == 42
+    assert d["state"] == "online" and d["fw"] == "0.4.0" and d["up"] == 42
     assert d["heap"] == 90000 and d["heap_peak"] == 23456 and d["rssi"] is None
     assert d["queue"] == 3 and d["clk"] == "ntp" and d["dropped"] == 0 and "cn" not in d
     assert json.loads(OFFLINE) == {"state": "offline"}
