@@ -38,7 +38,7 @@ test: system-deps
 	$(BIN)/pytest -q
 
 test-faults: system-deps
-	$(BIN)/pytest -q -s tests/integration/test_system_faults.py tests/integration/test_gateway_faults.py
+	EDGEMON_FAULTS_LONG=1 $(BIN)/pytest -q -s tests/integration/test_system_faults.py tests/integration/test_gateway_faults.py
 
 test-fast: venv
 	$(BIN)/pytest -q -m "not integration"

@@ -11,6 +11,7 @@ the nodes still hold it (unconfirmed) and send it again."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from edgemon.dev.systemrig import SystemRig
 
 pytestmark = pytest.mark.integration
 
+LONG = os.environ.get("EDGEMON_FAULTS_LONG", "") not in ("", "0")  # make test-faults: the long forms
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "faults.json"
 
 
@@ -138,7 +140,6 @@ def test_two_gateways_sharing_the_nodes_confirm_exactly_through_a_broker_kill9(r
 
 
 def test_node_power_cuts_and_a_silent_analyzer(rig):
-    from edgemon.dev.simulator import AnalyzerSimulator, cod_profile
     rig.gateway().start()
     rig.start_nodes()
     for n in rig.names:
@@ -149,23 +150,157 @@ def test_node_power_cuts_and_a_silent_analyzer(rig):
         time.sleep(0.5)
         fw.start()
         rig.wait_seq("n1", rig.last_seq("n1") + 5)
-    port = rig.sims[1].port
-    rig.sims[1].stop()  # n2's analyzer stops answering: its records carry no value, flag B
+    rig.buses["n2"].set_fault(1, "silent")  # n2's analyzer stops answering: its records carry no value
     rig.wait_seq("n2", rig.last_seq("n2") + 6)
-    rig.sims[1] = AnalyzerSimulator(cod_profile(), port=port).start()
+    rig.buses["n2"].set_fault(1, None)
     rig.wait_seq("n2", rig.last_seq("n2") + 6)
     rig.wait_stored(timeout_s=90)
     _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)
 
 
 def test_influxdb_down_while_the_nodes_poll(rig):
+    down_s = 180 if LONG else 8
     rig.gateway().start()
     rig.start_nodes()
     for n in rig.names:
         rig.wait_seq(n, 10)
     rig.stack.influx.stop()  # the gateway's store takes it all and confirms it: nothing waits on the nodes
-    for n in rig.names:
-        rig.wait_seq(n, rig.last_seq(n) + 16)
+    time.sleep(down_s)
     rig.stack.influx.start()  # same port and data: the writer drains its backlog
+    rig.wait_stored(timeout_s=90 + down_s)
+    _check(rig.account("influxdb_down_while_nodes_poll", [f"InfluxDB stopped {down_s} s"]), rig)
+
+
+# A node's network cut, the outage shortened by polling faster: the node holds what an hour at a
+# 12 s poll (short form) or at a 1 s poll (make test-faults) produces, and replays it for real.
+@pytest.mark.rig(poll_s=0.1)
+def test_a_nodes_network_cut_for_an_hour(rig):
+    held = 3600 if LONG else 300
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 20)
+    start = rig.last_seq("n1")
+    rig.links["n1"].cut()  # no FIN, no RST: the node finds out by its keepalive
+    rig.wait_seq("n1", start + held, timeout_s=held * 0.3 + 60)
+    assert len(rig.stored_times("n1")) <= start + 5  # (nothing went through the cut)
+    rig.links["n1"].restore()
+    rig.wait_stored(timeout_s=120)
+    row = rig.account("node_network_cut_1h", [f"n1 network cut while it took {held} records (an hour at "
+                                                  f"{3600 // held} s polling)"])
+    _check(row, rig)
+    text = rig.nodes["n1"].log_path.read_text()
+    assert re.search(r"queue=\d+ dropped=0 mqtt=down", text), text[-1500:]  # it saw the link go
+
+
+def test_a_nodes_power_cut_during_a_flash_write(rig):
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 10)
+    for _ in range(2):
+        rig.power_cut_during_write("n1")
+        rig.nodes["n1"].start()  # power back: recovery cuts the torn bytes, the rest goes on
+        rig.wait_seq("n1", rig.last_seq("n1") + 10)
     rig.wait_stored(timeout_s=90)
-    _check(rig.account("influxdb_down_while_nodes_poll", ["InfluxDB stopped 8 s"]), rig)
+    row = rig.account("node_power_cut_during_flash_write_x2",
+                      ["n1 SIGKILL x2 at the entry of a flash-queue write, torn bytes left on its segment"])
+    _check(row, rig)
+    cuts = re.findall(r"cut (\d+) torn byte", rig.nodes["n1"].log_path.read_text())
+    assert len(cuts) == 2 and all(int(c) > 0 for c in cuts), cuts
+
+
+def test_analyzer_timeouts_crc_errors_and_exception_replies(rig):
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 10)
+    faults = {"n1": "silent", "n2": "bad_crc", "n3": "exception"}
+    marks = {}
+    for n, mode in faults.items():
+        rig.buses[n].set_fault(1, mode)
+        marks[n] = rig.last_seq(n)
+    for n in rig.names:
+        rig.wait_seq(n, marks[n] + 6)
+    for n in rig.names:
+        rig.buses[n].set_fault(1, None)
+    for n in rig.names:
+        rig.wait_seq(n, rig.last_seq(n) + 6)
+    rig.wait_stored(timeout_s=90)
+    _check(rig.account("analyzer_timeout_crc_exception", ["n1 analyzer silent", "n2 CRC errors",
+                                                            "n3 exception replies (04)"]), rig)
+    # The records taken while the analyzers failed are stored, and carry no value for COD.
+    for n in rig.names:
+        assert rig.values_missing(n) >= 5, (n, rig.values_missing(n))
+
+
+@pytest.mark.rig(alarms=True)
+def test_gsm_modem_unplugged_while_an_alarm_fires(rig):
+    rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 6)
+    rig.modem.unplug()
+    rig.buses["n3"].set_value(1, "w01018", 120.0)  # over the 50 mg/L limit: raised after 2 readings
+    rig.wait_seq("n3", rig.last_seq("n3") + 8)
+    assert rig.modem.texts() == []
+    rig.modem.replug()
+    assert rig.modem.wait_for(1, timeout_s=60), rig.gateways["gw"].log_tail()
+    rig.wait_seq("n3", rig.last_seq("n3") + 10)  # the alarm goes on: no second SMS for it
+    texts = rig.modem.texts()
+    assert len(texts) == 1 and "120mg/L" in texts[0][1] and "超过限值50mg/L" in texts[0][1], texts
+    _check(rig.account("gsm_modem_unplugged_during_alarm", ["GSM modem unplugged", "n3 COD over its limit",
+                                                              "modem plugged back"]), rig)
+
+
+def test_a_random_mix_of_faults(rig):
+    """Seeded (EDGEMON_FAULTS_SEED): faults drawn one after another from those above, each with
+    the system still under load; 4 in the short form, 12 in make test-faults."""
+    import os
+    import random
+    seed = int(os.environ.get("EDGEMON_FAULTS_SEED", "20261207"))
+    rnd = random.Random(seed)
+    gw = rig.gateway().start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 8)
+    done = []
+    kinds = ["broker_kill9", "broker_restart", "gateway_kill9", "influx_stop", "node_power_cut",
+             "network_cut", "analyzer_fault"]
+    for _ in range(12 if LONG else 4):
+        kind = rnd.choice(kinds)
+        node = rnd.choice(rig.names)
+        if kind == "broker_kill9":
+            rig.broker_kill9()
+            time.sleep(rnd.uniform(0.5, 2))
+            rig.broker_start()
+        elif kind == "broker_restart":
+            rig.stack.mosquitto.restart()
+        elif kind == "gateway_kill9":
+            gw.kill9()
+            time.sleep(rnd.uniform(0.5, 3))
+            gw.start()
+        elif kind == "influx_stop":
+            rig.stack.influx.stop()
+            time.sleep(rnd.uniform(2, 6))
+            rig.stack.influx.start()
+        elif kind == "node_power_cut":
+            rig.nodes[node].kill()
+            time.sleep(0.3)
+            rig.nodes[node].start()
+        elif kind == "network_cut":
+            rig.links[node].cut()
+            time.sleep(rnd.uniform(3, 10))
+            rig.links[node].restore()
+        else:
+            mode = rnd.choice(["silent", "bad_crc", "exception"])
+            rig.buses[node].set_fault(1, mode)
+            time.sleep(rnd.uniform(1, 3))
+            rig.buses[node].set_fault(1, None)
+            kind += f" ({mode})"
+        done.append(kind + ("" if kind.split()[0] not in ("node_power_cut", "network_cut", "analyzer_fault")
+                            else f" {node}"))
+        for n in rig.names:
+            rig.wait_seq(n, rig.last_seq(n) + 4)
+    rig.wait_stored(timeout_s=120)
+    _check(rig.account("random_mix", [f"seed {seed}"] + done), rig)

@@ -211,6 +211,7 @@ class FirmwareProcess:
         self.resets = 0  # times the node asked for a reset (exit 75) and was started again
         self._stopping = False
         self._reader: threading.Thread | None = None
+        self.wrap: list[str] = []  # a command the next start runs the firmware under (e.g. strace)
 
     def start(self) -> "FirmwareProcess":
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +226,7 @@ class FirmwareProcess:
     def _spawn(self):
         cmd, env = firmware_command(self.heapsize, self.config_path, "--lean", mode=self.mode,
                                     from_source=self.from_source)  # --lean: a check boot resets, as a board's
-        self.proc = subprocess.Popen(cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(self.wrap + cmd, cwd=str(FIRMWARE_DIR), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1, env=dict(os.environ, **env), **child_kwargs())
 
     def _read(self):

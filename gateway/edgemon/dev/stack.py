@@ -30,6 +30,7 @@ DEBIAN_PACKAGES = {
     "mosquitto_passwd": "mosquitto",
     "influxd": "influxdb",
     "victoria-metrics": "victoria-metrics",
+    "strace": "strace",  # the fault suite cuts a node's power at the entry of a flash write
 }
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 

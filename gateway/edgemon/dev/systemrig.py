@@ -24,11 +24,14 @@ from pathlib import Path
 import requests
 
 from ..bench.loadgen import GatewayProcess, gateway_toml
-from .nodeproc import FIRMWARE_DIR, FirmwareProcess, cod_node_config
-from .simulator import AnalyzerSimulator, cod_profile
-from .stack import LocalStack
+from .bussim import BusSimulator
+from .modemsim import ModemSimulator
+from .netcut import NetLink
+from .nodeproc import FIRMWARE_DIR, FirmwareProcess, profile_analyzer, profile_node_config
+from .stack import LocalStack, ensure_installed
 
 SITE = "faults"
+DUTY_PHONE = "+8613800000009"
 
 # Run under CPython with the firmware's own FlashQueue: what a node holds on flash.
 _READ_QUEUE = """
@@ -51,7 +54,7 @@ def node_queue(state_dir: Path) -> dict:
 
 class SystemRig:
     def __init__(self, run_dir: Path, nodes: int = 3, poll_s: float = 0.5, autosave_s: int = 5,
-                 confirm: bool = True, heapsize: str = "64k"):
+                 confirm: bool = True, heapsize: str = "64k", alarms: bool = False):
         self.dir = Path(run_dir)
         self.tag = uuid.uuid4().hex[:6]
         self.stack = LocalStack(self.dir / "stack")
@@ -66,27 +69,46 @@ class SystemRig:
         os.chmod(kf, 0o600)
         self.keys_file = kf
         self.confirm = confirm
-        self.sims: list[AnalyzerSimulator] = []
+        # Each node: its own RS-485 line (Modbus RTU over TCP) with one COD analyzer at unit 1, a
+        # value under the COD limit (the fault scenarios set faults and values on it), and its own
+        # network link to the broker (cut() for an outage).
+        self.buses: dict[str, BusSimulator] = {}
+        self.links: dict[str, NetLink] = {}
         self.nodes: dict[str, FirmwareProcess] = {}
         self.gateways: dict[str, GatewayProcess] = {}
         for name in self.names:
-            sim = AnalyzerSimulator(cod_profile()).start()
-            self.sims.append(sim)
+            bus = BusSimulator(framing="rtu")
+            bus.add(1, "cod_generic")
+            bus.set_value(1, "w01018", 30.0)
+            self.buses[name] = bus.start()
+            self.links[name] = NetLink(self.stack.mosquitto.port)
             user, password = self.stack.add_node(SITE, name)
-            cfg = cod_node_config(SITE, name, mqtt_port=self.stack.mosquitto.port, mqtt_user=user,
-                                  mqtt_password=password, analyzer_port=sim.port, state_dir=self.dir / "nodes",
-                                  poll_s=poll_s, timeout_ms=300)
+            cfg = profile_node_config(SITE, name, mqtt_port=self.links[name].port, mqtt_user=user,
+                                      mqtt_password=password, state_dir=self.dir / "nodes", poll_s=poll_s,
+                                      analyzers=[profile_analyzer("cod", "cod_generic", 1, bus.port, timeout_ms=300)])
             cfg["key"] = self.keys[name].hex()
             cfg["mqtt"].update(keepalive=5, timeout_ms=2000)
             self.nodes[name] = FirmwareProcess(cfg, self.dir / f"{name}.json", heapsize=heapsize,
                                                log_path=self.dir / f"{name}.log")
+        self.modem: ModemSimulator | None = None
+        self.alarms_extra = ""
+        if alarms:  # COD limits (GB 18918 class 1A: 50 mg/L), SMS to one person through a GSM modem
+            (self.dir / "dev").mkdir(exist_ok=True)
+            self.modem = ModemSimulator(self.dir / "dev").start()
+            (self.dir / "alarms.toml").write_text("\n".join([
+                "[sms]", f'port = "{self.modem.path}"', "send_timeout_s = 10", "",
+                "[people.duty]", 'name = "值班员"', f'phone = "{DUTY_PHONE}"', "",
+                f"[sites.{SITE}]", 'name = "故障演练"', 'profile = "gb18918-1a"', 'roles = { duty = ["duty"] }',
+                'notify = ["duty"]', f"[sites.{SITE}.rules.instant]", "raise_n = 2", "clear_n = 2", ""]),
+                encoding="utf-8")
+            self.alarms_extra = f'[alarms]\nconfig = "{self.dir / "alarms.toml"}"\n'
 
     # ---- parts
 
     def gateway(self, gid: str = "gw", shared_group: str | None = None) -> GatewayProcess:
         gw = self.gateways.get(gid)
         if gw is None:
-            extra = (f'[trust]\nkeys_file = "{self.keys_file}"\n')
+            extra = f'[trust]\nkeys_file = "{self.keys_file}"\n' + self.alarms_extra
             cfg = gateway_toml(self.dir / f"{gid}.toml", gateway_id=f"{gid}-{self.tag}", state_dir=self.dir / f"state-{gid}",
                                mqtt_port=self.stack.mosquitto.port, mqtt_user=self.stack.gateway_user,
                                influx_url=self.stack.influx.url, database=self.db, shared_group=shared_group,
@@ -100,6 +122,34 @@ class SystemRig:
     def start_nodes(self) -> None:
         for fw in self.nodes.values():
             fw.start()
+
+    def power_cut_during_write(self, name: str, after_writes: int = 4, torn: bytes = b"\x1f\x8c\x02") -> int:
+        """Cut the node's power at the entry of a flash-queue write: it is started again under strace,
+        which SIGKILLs it as it enters its `after_writes`-th write to the open segment (the record
+        being written is not on flash, nothing of it was published); then the torn bytes a write
+        interrupted half way leaves are added to the segment. Returns the seq that record would
+        have had. Start the node again to see it recover (it cuts the torn bytes, keeps the rest)."""
+        fw = self.nodes[name]
+        fw.kill()
+        qdir = self.dir / "nodes" / SITE / name
+        seg = max(qdir.glob("*.q"), key=lambda p: int(p.stem, 16))
+        strace = ensure_installed(("strace",))["strace"]
+        fw.wrap = [strace, "-f", "-qq", "-o", os.devnull, "-P", str(seg), "-e", "trace=write",
+                   "-e", f"inject=write:signal=KILL:when={after_writes}"]
+        try:
+            fw.start()
+            deadline = time.monotonic() + 60
+            while fw.proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name} made no {after_writes} writes to {seg.name} in 60 s")
+                time.sleep(0.05)
+        finally:
+            fw.wrap = []
+        if fw.proc.returncode != -9 and fw.proc.returncode != 137:
+            raise AssertionError(f"{name} under strace exited {fw.proc.returncode}, not by the injected SIGKILL")
+        with open(seg, "ab") as f:
+            f.write(torn)
+        return self.last_seq(name) + 1
 
     def broker_kill9(self) -> None:
         self.stack.mosquitto.kill9()
@@ -129,6 +179,18 @@ class SystemRig:
             for series in res.get("series", []) or []:
                 out.extend(v[0] for v in series["values"])
         return out
+
+    def values_missing(self, name: str) -> int:
+        """Stored records of the node that carry no COD value (taken while its analyzer failed)."""
+        r = requests.get(self.stack.influx.url + "/query", timeout=10, params={
+            "db": self.db, "q": f"SELECT flag, value FROM reading WHERE site = '{SITE}' AND node = '{name}' "
+                                f"AND param = 'w01018'"})
+        r.raise_for_status()
+        n = 0
+        for res in r.json()["results"]:
+            for series in res.get("series", []) or []:
+                n += sum(1 for v in series["values"] if v[2] is None)
+        return n
 
     def wait_stored(self, timeout_s: float = 120.0, behind: int = 3) -> None:
         """Until InfluxDB holds every node's records but the last `behind` (the ones in flight)."""
@@ -171,6 +233,10 @@ class SystemRig:
         for gw in self.gateways.values():
             if gw.proc is not None and gw.proc.poll() is None:
                 gw.kill9()
-        for sim in self.sims:
-            sim.stop()
+        for bus in self.buses.values():
+            bus.stop()
+        for link in self.links.values():
+            link.close()
+        if self.modem is not None:
+            self.modem.stop()
         self.stack.stop()
