@@ -6,6 +6,7 @@ sections of results/bench.json (shape: docs/ARCHITECTURE.md section 8):
   firmware  the node's heap (smallest -X heapsize that holds), Modbus CPU, flash use, replay speed
   gateway   throughput, loss, memory and latency under 1,000 sites; raw InfluxDB and broker references
   alarm     breaching record -> SMS PDU at the modem, under that load and with no load
+  report    (after them) the one table of figure / reference / ratio: results/bench.md and .png
 
 Examples:
   python -m edgemon.bench                      # everything (what `make bench` runs)
@@ -48,6 +49,9 @@ def main(argv=None):
             part.run(results)
         path.write_text(json.dumps(results, indent=2))
     print(f"written {path}")
+    from .report import write  # the one table (results/bench.md) and its chart (results/bench.png)
+    for p in write(results, RESULTS):
+        print(f"written {p}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """`make bench`, gateway part: throughput, loss, memory and latency of the durable gateway, each
 beside a reference measured in the same run.
 
-Workload: 200,000 QoS 1 messages from 1,000 sites, 5 readings each (1,000,000 readings) through
-Mosquitto and the gateway (its own process, durability on: fsync'd store before every PUBACK) into
-InfluxDB 1.x. References: the same points posted straight to InfluxDB in batches of 5,000, and the
-raw broker rate (a bare paho subscriber, QoS 1; publisher and subscriber in their own processes).
+Workload: 200,000 QoS 1 messages from 1,000 sites, 5 readings each (1,000,000 readings), signed with
+each node's key, through Mosquitto and the gateway (its own process, durability on: fsync'd store
+before every PUBACK, and end-to-end confirmation: a signed confirmation per node each second) into
+InfluxDB 1.x; and the same with confirmation off (what it costs). References: the same points
+posted straight to InfluxDB in batches of 5,000, and the raw broker rate with paho and with C
+clients (bench/brokerref.py). This machine's broker rate varies a lot run to run, so each
+reference and each gateway run is measured ROUNDS times, interleaved, and every ratio is reported
+as min/median/max over the rounds.
 Nominal load: 1,000 sites each publishing every 10 s, with probe records timed from publish to
 queryable. EDGEMON_BENCH_SCALE (default 1.0) shrinks the workload for a quick run.
 """
@@ -12,7 +16,9 @@ queryable. EDGEMON_BENCH_SCALE (default 1.0) shrinks the workload for a quick ru
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,14 +30,29 @@ import paho.mqtt.client as mqtt
 import requests
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .brokerref import drop_session, reference_broker_c, reference_broker_paho
 from .common import pct, reading_count, scale as workload_scale
 from .loadgen import PARAMS, GatewayProcess, Publisher, gateway_toml, record_payload
 from ..dev.procutil import child_kwargs
 from ..dev.stack import LocalStack
+from ..keys import signed_payload
 
 SITES = 1000
 MESSAGES = 200_000
 TS0 = 1764000000000
+ROUNDS = 3
+
+
+def node_key(site: str, node: str) -> bytes:
+    """The bench's key for a node (derived, so the publisher and the gateway's keys file agree)."""
+    return hashlib.sha256(f"edgemon-bench/{site}/{node}".encode()).digest()
+
+
+def keys_file(path: Path, prefix: str, node: str, sites: int = SITES) -> Path:
+    path.write_text("[keys]\n" + "".join(f'"{prefix}{i:04d}/{node}" = "{node_key(f"{prefix}{i:04d}", node).hex()}"\n'
+                                         for i in range(sites)))
+    os.chmod(path, 0o600)
+    return path
 
 
 # ---------------------------------------------------------------- child processes (publisher, bare subscriber)
@@ -39,10 +60,14 @@ TS0 = 1764000000000
 def _publish_main(args) -> None:
     pw = os.environ["EDGEMON_MQTT_PASSWORD"]
     pub = Publisher("127.0.0.1", args.port, args.user, pw, args.client_id)
+    keys = [node_key(f"{args.prefix}{i:04d}", args.node) for i in range(args.sites)] if args.signed else None
     t0 = time.perf_counter()
     for i in range(args.n):
         site, seq = i % args.sites, i // args.sites + 1
-        pub.publish(f"edge/v1/{args.prefix}{site:04d}/n1/data", record_payload(seq, TS0 + seq * 10_000, 1.0 + seq))
+        payload = record_payload(seq, TS0 + seq * 10_000, 1.0 + seq)
+        if keys:
+            payload = signed_payload(payload, keys[site])
+        pub.publish(f"edge/v1/{args.prefix}{site:04d}/{args.node}/data", payload)
     pub.wait_all(timeout=3600)
     print(f"{time.perf_counter() - t0:.3f}", flush=True)
     pub.close()
@@ -65,7 +90,7 @@ def _subscribe_main(args) -> None:
     c.username_pw_set(args.user, pw)
     c.on_message = on_message
     subscribed = threading.Event()
-    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe("edge/v1/+/+/data", qos=1)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(args.topic, qos=1)
     c.on_subscribe = lambda cl, u, mid, rcs, p: subscribed.set()
     c.connect("127.0.0.1", args.port)
     c.loop_start()
@@ -83,8 +108,8 @@ def bench_child(argv: list[str], password: str) -> subprocess.Popen:
 
 # ---------------------------------------------------------------- measurements
 
-def reference_influx(stack: LocalStack, n_msgs: int) -> float:
-    db = "ref_influx"
+def reference_influx(stack: LocalStack, n_msgs: int, tag: str) -> float:
+    db = f"ref_influx_{tag}"
     stack.influx.create_database(db)
     lines = []
     for i in range(n_msgs):
@@ -102,19 +127,6 @@ def reference_influx(stack: LocalStack, n_msgs: int) -> float:
     return len(lines) / elapsed
 
 
-def reference_broker(stack: LocalStack, n_msgs: int) -> float:
-    user, pw = stack.gateway_user, stack.gateway_password
-    sub = bench_child(["subscribe", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
-                  "--prefix", "b", "--client-id", "bench-bare-sub"], pw)
-    assert sub.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
-    pub = bench_child(["publish", "--port", str(stack.mosquitto.port), "--user", user, "--n", str(n_msgs),
-                  "--sites", str(SITES), "--prefix", "b", "--client-id", "bench-bare-pub"], pw)
-    pub.communicate(timeout=3600)
-    out, _ = sub.communicate(timeout=3600)
-    return n_msgs / float(out.strip().splitlines()[-1])
-
-
 def _rss_peak_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -122,17 +134,24 @@ def _rss_peak_mb(pid: int) -> float:
     return float("nan")
 
 
-def gateway_throughput(stack: LocalStack, work: Path, n_msgs: int) -> dict:
-    db = "bench_gw"
+def gateway_throughput(stack: LocalStack, work: Path, n_msgs: int, tag: str, confirm: bool = True) -> dict:
+    """The gateway end to end on signed records of nodes it holds keys for (node name `tag`, so
+    each run has its own topics, database and broker session)."""
+    db = f"bench_gw_{tag}"
     stack.influx.create_database(db)
-    cfg = gateway_toml(work / "gw.toml", gateway_id="bench-gw", state_dir=work / "gw-state",
+    keys = keys_file(work / f"keys-{tag}.toml", "g", tag)
+    extra = f'[trust]\nkeys_file = "{keys}"\nrequire_signatures = true\n'
+    cfg = gateway_toml(work / f"gw-{tag}.toml", gateway_id=f"bench-gw-{tag}", state_dir=work / f"gw-state-{tag}",
                        mqtt_port=stack.mosquitto.port, mqtt_user=stack.gateway_user, influx_url=stack.influx.url,
-                       database=db)
-    gw = GatewayProcess(cfg, work / "gw.log", stack.gateway_password).start()
+                       database=db, extra=extra)
+    if not confirm:
+        cfg.write_text(cfg.read_text().replace("[gateway]\n", "[gateway]\nconfirm = false\n", 1))
+    gw = GatewayProcess(cfg, work / f"gw-{tag}.log", stack.gateway_password).start()
     expected = n_msgs * len(PARAMS)
     t0 = time.perf_counter()
     pub = bench_child(["publish", "--port", str(stack.mosquitto.port), "--user", stack.gateway_user, "--n", str(n_msgs),
-                  "--sites", str(SITES), "--prefix", "g", "--client-id", "bench-gw-pub"], stack.gateway_password)
+                       "--sites", str(SITES), "--prefix", "g", "--node", tag, "--signed",
+                       "--client-id", f"bench-gw-pub-{tag}"], stack.gateway_password)
     got = 0
     deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
@@ -146,8 +165,10 @@ def gateway_throughput(stack: LocalStack, work: Path, n_msgs: int) -> dict:
     pub.communicate(timeout=60)
     rss = _rss_peak_mb(gw.pid)
     stats = gw.stop() or {}
+    drop_session(stack, f"bench-gw-{tag}")
     return {"readings_per_s": got / elapsed, "elapsed_s": elapsed, "lost": expected - got,
-            "duplicates": int(stats.get("duplicates", -1)), "peak_rss_mb": rss, "readings": got}
+            "duplicates": int(stats.get("duplicates", -1)), "peak_rss_mb": rss, "readings": got,
+            "quarantined": int(stats.get("quarantined", 0))}
 
 
 def nominal_latency(stack: LocalStack, work: Path, duration_s: float) -> list[float]:
@@ -201,50 +222,86 @@ def nominal_latency(stack: LocalStack, work: Path, duration_s: float) -> list[fl
     return latencies
 
 
+def spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
 def run(results: dict) -> None:
     scale = workload_scale()
     n_msgs = max(1000, int(MESSAGES * scale))
     nominal_s = max(10.0, 60.0 * scale)
     note = "" if scale == 1.0 else f"  (EDGEMON_BENCH_SCALE={scale}: a reduced run, not the reference workload)"
-    print(f"gateway bench: {n_msgs} messages x 5 readings from {SITES} sites{note}", flush=True)
+    print(f"gateway bench: {n_msgs} messages x 5 readings from {SITES} sites, {ROUNDS} interleaved rounds{note}",
+          flush=True)
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="edgemon-bench-gw-") as tmp, LocalStack(Path(tmp) / "stack") as stack:
         work = Path(tmp)
-        print("  reference: raw InfluxDB ingest (batches of 5,000)...", flush=True)
-        influx_pps = reference_influx(stack, n_msgs)
-        print("  reference: raw broker rate (bare paho subscriber, QoS 1)...", flush=True)
-        broker_mps = reference_broker(stack, n_msgs)
-        print("  gateway end to end (durability on)...", flush=True)
-        gw = gateway_throughput(stack, work, n_msgs)
+        for r in range(ROUNDS):
+            row = {}
+            print(f"  round {r + 1}/{ROUNDS}: raw InfluxDB ingest (batches of 5,000)...", flush=True)
+            row["influx_pps"] = reference_influx(stack, n_msgs, f"r{r}")
+            print(f"  round {r + 1}/{ROUNDS}: raw broker, paho clients...", flush=True)
+            row["broker_paho_mps"] = reference_broker_paho(stack, n_msgs, f"b{r}", SITES)
+            print(f"  round {r + 1}/{ROUNDS}: raw broker, C clients (mosquitto_pub/mosquitto_sub)...", flush=True)
+            row["broker_c_mps"] = reference_broker_c(stack, n_msgs, f"c{r}")
+            print(f"  round {r + 1}/{ROUNDS}: gateway end to end, confirmation on...", flush=True)
+            row["on"] = gateway_throughput(stack, work, n_msgs, f"on{r}", confirm=True)
+            print(f"  round {r + 1}/{ROUNDS}: gateway end to end, confirmation off...", flush=True)
+            row["off"] = gateway_throughput(stack, work, n_msgs, f"off{r}", confirm=False)
+            print("    " + ", ".join(f"{k} {v:,.0f}" for k, v in row.items() if not isinstance(v, dict))
+                  + f", gateway {row['on']['readings_per_s']:,.0f} (confirmation off {row['off']['readings_per_s']:,.0f})"
+                  " readings/s", flush=True)
+            rounds.append(row)
         print(f"  nominal load for {nominal_s:.0f} s (1,000 sites every 10 s), probes every 0.5 s...", flush=True)
         lat = nominal_latency(stack, work, nominal_s)
-    slower_ref = min(influx_pps, broker_mps * len(PARAMS))
-    print(f"\n{'gateway (same run)':46} {'value':>14}")
-    rows = [
-        ("end to end readings/s (durable)", f"{gw['readings_per_s']:,.0f}"),
-        ("reference: raw InfluxDB points/s", f"{influx_pps:,.0f}"),
-        ("reference: raw broker messages/s", f"{broker_mps:,.0f}"),
-        ("  = readings/s at 5 readings per message", f"{broker_mps * len(PARAMS):,.0f}"),
-        ("end to end / slower reference", f"{gw['readings_per_s'] / slower_ref:.2f}"),
-        ("lost readings", f"{gw['lost']}"),
-        ("duplicate records", f"{gw['duplicates']}"),
-        ("gateway peak RSS (VmHWM), MB", f"{gw['peak_rss_mb']:.1f}"),
-        ("nominal publish -> queryable p50, ms", f"{pct(lat, 50):.0f}"),
-        ("nominal publish -> queryable p99, ms", f"{pct(lat, 99):.0f}"),
-        ("nominal probes", f"{len(lat)}"),
-    ]
-    for name, value in rows:
-        print(f"{name:46} {value:>14}")
+    k = len(PARAMS)
+    on = [x["on"]["readings_per_s"] for x in rounds]
+    off = [x["off"]["readings_per_s"] for x in rounds]
+    slower = [min(x["influx_pps"], x["broker_paho_mps"] * k) for x in rounds]
+    out = {
+        "rounds": ROUNDS,
+        "readings_per_s": spread(on),
+        "readings_per_s_confirm_off": spread(off),
+        "confirm_on_over_off": spread([a / b for a, b in zip(on, off)]),
+        "reference_influx_points_per_s": spread([x["influx_pps"] for x in rounds]),
+        "reference_broker_paho_msgs_per_s": spread([x["broker_paho_mps"] for x in rounds]),
+        "reference_broker_c_msgs_per_s": spread([x["broker_c_mps"] for x in rounds]),
+        "over_slower_reference": spread([a / b for a, b in zip(on, slower)]),
+        "over_broker_paho": spread([a / (x["broker_paho_mps"] * k) for a, x in zip(on, rounds)]),
+        "over_influx": spread([a / x["influx_pps"] for a, x in zip(on, rounds)]),
+        "over_broker_c": spread([a / (x["broker_c_mps"] * k) for a, x in zip(on, rounds)]),
+        "lost": sum(x[m]["lost"] for x in rounds for m in ("on", "off")),
+        "duplicates": sum(max(0, x[m]["duplicates"]) for x in rounds for m in ("on", "off")),
+        "quarantined": sum(x[m]["quarantined"] for x in rounds for m in ("on", "off")),
+        "peak_rss_mb": spread([x["on"]["peak_rss_mb"] for x in rounds]),
+        "peak_rss_mb_confirm_off": spread([x["off"]["peak_rss_mb"] for x in rounds]),
+        "p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1), "nominal_probes": len(lat),
+        "messages": n_msgs, "sites": SITES,
+    }
+    if scale != 1.0:
+        out["scale"] = scale
+    print(f"\n{'gateway (same run, ' + str(ROUNDS) + ' rounds)':46} {'min':>10} {'median':>10} {'max':>10}")
+    for name, key, fmt in (("end to end readings/s (confirmation on)", "readings_per_s", "{:,.0f}"),
+                           ("end to end readings/s (confirmation off)", "readings_per_s_confirm_off", "{:,.0f}"),
+                           ("confirmation on / off", "confirm_on_over_off", "{:.2f}"),
+                           ("reference: raw InfluxDB points/s", "reference_influx_points_per_s", "{:,.0f}"),
+                           ("reference: raw broker msgs/s, paho", "reference_broker_paho_msgs_per_s", "{:,.0f}"),
+                           ("reference: raw broker msgs/s, C clients", "reference_broker_c_msgs_per_s", "{:,.0f}"),
+                           ("end to end / slower reference", "over_slower_reference", "{:.2f}"),
+                           ("end to end / broker (paho) x 5", "over_broker_paho", "{:.2f}"),
+                           ("end to end / broker (C) x 5", "over_broker_c", "{:.2f}"),
+                           ("gateway peak RSS (VmHWM), MB", "peak_rss_mb", "{:.1f}")):
+        v = out[key]
+        print(f"{name:46} {fmt.format(v['min']):>10} {fmt.format(v['median']):>10} {fmt.format(v['max']):>10}")
+    print(f"lost {out['lost']}, duplicates {out['duplicates']}, quarantined {out['quarantined']} (all runs); "
+          f"nominal publish -> queryable p50 {out['p50_ms']:.0f} ms, p99 {out['p99_ms']:.0f} ms ({len(lat)} probes)")
     if note:
         print(note.strip())
     print()
-    results["gateway"] = {
-        "readings_per_s": round(gw["readings_per_s"], 1), "lost": gw["lost"], "duplicates": gw["duplicates"],
-        "peak_rss_mb": round(gw["peak_rss_mb"], 1), "p50_ms": round(pct(lat, 50), 1),
-        "p99_ms": round(pct(lat, 99), 1),
-    }
-    results["reference"] = {"influx_points_per_s": round(influx_pps, 1), "broker_msgs_per_s": round(broker_mps, 1)}
-    if scale != 1.0:
-        results["gateway"]["scale"] = scale
+    results["gateway"] = out
+    results["reference"] = {"influx_points_per_s": out["reference_influx_points_per_s"]["median"],
+                            "broker_msgs_per_s": out["reference_broker_paho_msgs_per_s"]["median"],
+                            "broker_c_msgs_per_s": out["reference_broker_c_msgs_per_s"]["median"]}
 
 
 def main(argv=None) -> None:
@@ -257,6 +314,9 @@ def main(argv=None) -> None:
         p.add_argument("--n", type=int, required=True)
         p.add_argument("--sites", type=int, default=SITES)
         p.add_argument("--prefix", default="g")
+        p.add_argument("--node", default="n1")
+        p.add_argument("--signed", action="store_true", help="sign each record with its node's bench key")
+        p.add_argument("--topic", default="edge/v1/+/+/data")
         p.add_argument("--client-id", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "publish":

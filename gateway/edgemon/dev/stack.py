@@ -30,7 +30,9 @@ DEBIAN_PACKAGES = {
     "mosquitto_passwd": "mosquitto",
     "influxd": "influxdb",
     "victoria-metrics": "victoria-metrics",
-    "strace": "strace",  # the fault suite cuts a node's power at the entry of a flash write
+    "strace": "strace",
+    "mosquitto_sub": "mosquitto-clients",  # make bench: the broker's ceiling with a C client
+    "mosquitto_pub": "mosquitto-clients",  # the fault suite cuts a node's power at the entry of a flash write
 }
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
