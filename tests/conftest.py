@@ -44,3 +44,12 @@ def stack(tmp_path_factory) -> StackHandle:
                           influx_url=local.influx.url, influx_db=local.influx.database)
     finally:
         local.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault scenarios of this run as one table (also in results/faults.json)."""
+    import sys
+    faultlog = sys.modules.get("edgemon.dev.faultlog")
+    if faultlog is not None and faultlog.THIS_RUN:
+        terminalreporter.section("fault scenarios (results/faults.json)")
+        terminalreporter.write_line(faultlog.table(faultlog.THIS_RUN))

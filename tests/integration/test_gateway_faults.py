@@ -4,7 +4,6 @@ prints `readings sent N, stored N, lost 0`, asserts it, and adds its line to res
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -14,12 +13,12 @@ import requests
 
 from edgemon.influx import InfluxV1Writer
 from edgemon.bench.loadgen import GatewayProcess, Publisher, gateway_toml, record_payload
+from edgemon.dev import faultlog
 from edgemon.dev.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
 TS0 = 1764000000000
-RESULTS = Path(__file__).resolve().parents[2] / "results" / "faults.json"
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +108,7 @@ class Scenario:
 
 
 def _record_result(entry: dict) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    try:
-        entries = json.loads(RESULTS.read_text())
-    except (OSError, ValueError):
-        entries = []
-    entries = [e for e in entries if e.get("scenario") != entry["scenario"]] + [entry]
-    RESULTS.write_text(json.dumps(entries, indent=2))
+    faultlog.record(entry)
 
 
 @pytest.fixture

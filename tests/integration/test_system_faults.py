@@ -10,32 +10,24 @@ the nodes still hold it (unconfirmed) and send it again."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
+from edgemon.dev import faultlog
 from edgemon.dev.systemrig import SystemRig
 
 pytestmark = pytest.mark.integration
 
 LONG = os.environ.get("EDGEMON_FAULTS_LONG", "") not in ("", "0")  # make test-faults: the long forms
-RESULTS = Path(__file__).resolve().parents[2] / "results" / "faults.json"
 
 
 def _record(row: dict) -> None:
     print("scenario {scenario}: faults {faults}, produced {produced}, stored {stored}, lost {lost}, "
           "duplicated {duplicated}, pending on nodes {pending_on_nodes}".format(**row))
-    RESULTS.parent.mkdir(exist_ok=True)
-    try:
-        rows = json.loads(RESULTS.read_text())
-    except (OSError, ValueError):
-        rows = []
-    keep = {k: row[k] for k in ("scenario", "faults", "produced", "stored", "lost", "duplicated")}
-    RESULTS.write_text(json.dumps([r for r in rows if r.get("scenario") != row["scenario"]] + [keep], indent=2) + "\n")
+    faultlog.record({k: row[k] for k in ("scenario", "faults", "produced", "stored", "lost", "duplicated")})
 
 
 @pytest.fixture
