@@ -1,4 +1,4 @@
-"""`edgemon gateway run` and `edgemon quarantine list|count`."""
+"""`edgemon gateway run|check-config|retire` and `edgemon quarantine list|count`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,38 @@ def check_config(config: Path):
                f"influx {cfg.influx_api} {cfg.influx_url} {cfg.influx_db}, state {cfg.state_dir}, "
                f"{len(cfg.nodes)} nodes watched, {len(cfg.keys or {})} node keys"
                f"{', alarms ' + str(loaded.alarms_config) if loaded.alarms_config else ''}")
+
+
+@gateway.command("retire")
+@click.argument("gateway_id")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="gateway.toml of a gateway that stays (its broker address and account are used).")
+@click.option("--listen", "listen_s", type=float, default=2.0, show_default=True,
+              help="Seconds to collect the retired gateway's retained claims.")
+def retire_cmd(gateway_id, config_path, listen_s):
+    """Take GATEWAY_ID, a member of a shared group that is gone for good (its store lost or
+    never coming back), out of the group: the broker drops its session and what it queued there
+    (the nodes send those records again: they were never confirmed) and its retained claims are
+    cleared. A gateway that will come back is just started again instead.
+
+    Example: edgemon gateway retire --config /etc/edgemon/gateway.toml gw-b
+    """
+    from .config import load
+    from .configschema import ConfigError, report
+    from .retire import RetireError, retire
+
+    try:
+        cfg = load(config_path).gateway
+    except ConfigError as exc:
+        raise click.ClickException(report(exc)) from None
+    try:
+        done = retire(cfg, gateway_id, listen_s=listen_s)
+    except RetireError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{gateway_id}: broker session {'dropped' if done.session_present else 'was not there'}; "
+               f"{len(done.claims_cleared)} retained claim(s) cleared"
+               + (f" ({', '.join(done.claims_cleared[:10])}{' ...' if len(done.claims_cleared) > 10 else ''})"
+                  if done.claims_cleared else ""))
 
 
 @gateway.command("run")

@@ -296,3 +296,35 @@ def test_a_random_mix_of_faults(rig):
             rig.wait_seq(n, rig.last_seq(n) + 4)
     rig.wait_stored(timeout_s=120)
     _check(rig.account("random_mix", [f"seed {seed}"] + done), rig)
+
+
+def test_a_shared_group_member_gone_for_good_is_retired_and_nothing_is_lost(rig):
+    import subprocess
+    import sys
+    a = rig.gateway("gwa", shared_group="edge").start()
+    b = rig.gateway("gwb", shared_group="edge").start()
+    rig.start_nodes()
+    for n in rig.names:
+        rig.wait_seq(n, 12)
+    b.kill9()  # its disk died with it: it never comes back, its session still takes a share
+    for n in rig.names:
+        rig.wait_seq(n, rig.last_seq(n) + 8)
+    gone = f"gwb-{rig.tag}"
+
+    def retire():
+        return subprocess.run([sys.executable, "-m", "edgemon.cli", "gateway", "retire", "--config", str(a.config), gone],
+                              env=a.env, capture_output=True, text=True, timeout=60)
+
+    r = retire()
+    assert r.returncode == 0 and f"{gone}: broker session dropped; 3 retained claim(s) cleared" in r.stdout, (r.stdout, r.stderr)
+    again = retire()
+    assert "broker session was not there; 0 retained claim(s) cleared" in again.stdout, again.stdout
+    own = subprocess.run([sys.executable, "-m", "edgemon.cli", "gateway", "retire", "--config", str(a.config),
+                          f"gwa-{rig.tag}"], env=a.env, capture_output=True, text=True, timeout=60)
+    assert own.returncode == 1 and "this config's own gateway id" in own.stderr, own.stderr
+    # What the dead member's session held was never confirmed: the nodes send it again (after 30 s
+    # without progress) and the remaining member stores it.
+    rig.wait_stored(timeout_s=150)
+    row = rig.account("shared_group_member_gone_for_good_retired",
+                      ["2 gateways ($share)", "gateway B kill -9, never back", "edgemon gateway retire B"])
+    _check(row, rig)
