@@ -150,6 +150,7 @@ def test_node_power_cuts_and_a_silent_analyzer(rig):
     _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)
 
 
+@pytest.mark.timeout(900 if LONG else 300)
 def test_influxdb_down_while_the_nodes_poll(rig):
     down_s = 180 if LONG else 8
     rig.gateway().start()
@@ -165,6 +166,7 @@ def test_influxdb_down_while_the_nodes_poll(rig):
 
 # A node's network cut, the outage shortened by polling faster: the node holds what an hour at a
 # 12 s poll (short form) or at a 1 s poll (make test-faults) produces, and replays it for real.
+@pytest.mark.timeout(1800 if LONG else 300)
 @pytest.mark.rig(poll_s=0.1)
 def test_a_nodes_network_cut_for_an_hour(rig):
     held = 3600 if LONG else 300
