@@ -43,14 +43,20 @@ def run(node, payload):
                 raise ValueError
             if f < q.acked:
                 f = q.acked
+            rs = payload.get("ranges", ())
             while True:
-                for r in payload.get("ranges", ()):  # sorted: each may continue the one before
+                g = None  # a range beyond a gap after f
+                for r in rs:  # sorted: each may continue the one before
                     if r[0] <= f + 1 and r[1] > f:
                         f = r[1]
+                    elif r[0] > f + 1:
+                        g = r
                 # Records right after f that flash damage made unreadable can never reach a
                 # gateway: peek skips them (counted lost, reported in queue_overflow) and the
                 # floor moves past them, else a gap no confirmation covers would stall the queue.
-                r = q.peek(1, f, node._rows) if f < q.last_seq else None
+                # (Only when a range lies beyond a gap: a peek away from the send cursor costs a
+                # segment scan.)
+                r = q.peek(1, f, node._rows) if g is not None and f < q.last_seq else None
                 if not r or r[0][0] == f + 1:
                     break
                 f = r[0][0] - 1

@@ -3,8 +3,9 @@ publisher to one subscriber on this machine, measured two ways in the same run a
 
 - paho: a bare paho subscriber and the project's paho publisher, each in its own process (the
   same client library and the same 1,000-site workload the gateway gets);
-- C: Debian's mosquitto_pub (-l, one message per stdin line) and mosquitto_sub (-F %U: a receive
-  timestamp per message), the broker's own ceiling with clients that cost next to nothing.
+- C: Debian's mosquitto_pub (-l, one message per stdin line, 10,000 per run: it has no QoS 1
+  window) and mosquitto_sub (-F %U: a receive timestamp per message), the broker's own ceiling
+  with clients that cost next to nothing.
 
 Each is first message received -> last message received at the subscriber.
 """
@@ -23,6 +24,7 @@ from ..dev.stack import LocalStack, ensure_installed
 from .loadgen import record_payload
 
 TS0 = 1764000000000
+CHUNK = 10_000
 
 
 def reference_broker_paho(stack: LocalStack, n_msgs: int, tag: str, sites: int) -> float:
@@ -44,21 +46,31 @@ def reference_broker_c(stack: LocalStack, n_msgs: int, tag: str) -> float:
     user, pw = stack.gateway_user, stack.gateway_password
     topic = f"edge/v1/cref/{tag}/data"
     with tempfile.TemporaryDirectory(prefix="edgemon-bench-c-") as tmp:
-        lines = Path(tmp) / "payloads"
-        with open(lines, "wb") as f:
-            for i in range(n_msgs):
-                f.write(record_payload(i + 1, TS0 + i * 10_000, 1.0 + i) + b"\n")
+        # mosquitto_pub -l has no window for QoS 1: fed 60,000+ lines at once, the broker drops it
+        # ("out of memory"). So it runs once per CHUNK lines (its connect is in the timing).
+        chunks = []
+        for start in range(0, n_msgs, CHUNK):
+            path = Path(tmp) / f"payloads{start:08d}"
+            with open(path, "wb") as f:
+                for i in range(start, min(n_msgs, start + CHUNK)):
+                    f.write(record_payload(i + 1, TS0 + i * 10_000, 1.0 + i) + b"\n")
+            chunks.append(path)
         stamps = Path(tmp) / "stamps"
         with open(stamps, "wb") as out:
             sub = subprocess.Popen([tools["mosquitto_sub"], "-h", "127.0.0.1", "-p", str(stack.mosquitto.port),
                                     "-u", user, "-P", pw, "-i", f"bench-c-sub-{tag}", "-q", "1", "-t", topic,
                                     "-C", str(n_msgs), "-F", "%U"], stdout=out)
             time.sleep(1.0)  # subscribed (it prints nothing before the first message)
-            with open(lines, "rb") as stdin:
-                subprocess.run([tools["mosquitto_pub"], "-h", "127.0.0.1", "-p", str(stack.mosquitto.port),
-                                "-u", user, "-P", pw, "-i", f"bench-c-pub-{tag}", "-q", "1", "-t", topic, "-l"],
-                               stdin=stdin, check=True, timeout=3600)
-            sub.wait(timeout=600)
+            for path in chunks:
+                with open(path, "rb") as stdin:
+                    subprocess.run([tools["mosquitto_pub"], "-h", "127.0.0.1", "-p", str(stack.mosquitto.port),
+                                    "-u", user, "-P", pw, "-i", f"bench-c-pub-{tag}", "-q", "1", "-t", topic,
+                                    "-l"], stdin=stdin, check=True, timeout=600)
+            try:
+                sub.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                sub.kill()
+                sub.wait()
         got = stamps.read_text().split()
     if len(got) < n_msgs:
         raise RuntimeError(f"mosquitto_sub received {len(got)} of {n_msgs} messages")
