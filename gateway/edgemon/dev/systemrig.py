@@ -1,7 +1,9 @@
 """The whole system under faults (tests/integration/test_system_faults.py, `make test-faults`): a
 private Mosquitto and InfluxDB 1.x, virtual nodes (the real firmware on the MicroPython unix port,
-each with its flash queue and its own simulated COD analyzer) and the gateway as its own process
-(`edgemon gateway run`), so any of them can be killed by PID.
+each with its flash queue, its own simulated RS-485 line with a COD analyzer whose faults and value
+the scenario sets, and its own cuttable network link, netcut.py), the gateway as its own process
+(`edgemon gateway run`), so any of them can be killed by PID, and optionally COD limits with SMS
+through a simulated GSM modem (alarms=True).
 
 The account at the end of a scenario (SystemRig.account), per node, after the nodes are stopped:
 produced = the node's last seq (its flash queue); stored = its records in InfluxDB (one `reading`
