@@ -340,7 +340,7 @@ def test_the_real_firmware_overflow_is_reported_after_a_reboot_and_raises_the_al
         assert alarm[0]["rule"] == "queue_overflow" and alarm[0]["value"] == over[0]["dropped"]
         assert modem.wait_for(1)
         # The node's statuses (signed, with their connection) were believed; nothing quarantined.
-        wait_for(lambda: (True, "0.3.0") in statuses(run), "the node's online status")
+        wait_for(lambda: (True, "0.4.0") in statuses(run), "the node's online status")
         fw.kill()  # a power cut: the broker publishes the will signed at connect time
         q_ = f"SELECT online, reason FROM node WHERE site = '{run.site}' AND online = false"
         wait_for(lambda: run.influx.query_rows(q_), "the will believed: node offline", timeout=30)
