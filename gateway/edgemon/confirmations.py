@@ -35,6 +35,16 @@ FILE_NAME = "confirmed.json"
 INFLIGHT_WAIT_MS = 60_000  # a confirmation never acknowledged (lost with a connection) stops blocking after this
 
 
+def _acked(info: Any) -> bool:
+    """The broker acknowledged it, or it is no longer worth waiting for: published while the link
+    was down (paho sends it after the reconnect, but its info keeps the error and is_published()
+    raises) or refused by paho's queue."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return True
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -129,7 +139,7 @@ class Confirmations:
             if key is None:
                 continue
             held = self._inflight.get(name)
-            if held is not None and now - held[1] < INFLIGHT_WAIT_MS and not all(i.is_published() for i in held[0]):
+            if held is not None and now - held[1] < INFLIGHT_WAIT_MS and not all(_acked(i) for i in held[0]):
                 continue  # still dirty: it goes once the one before is acknowledged
             infos = [client.publish(confirm_topic(site, node), c.confirmation(n, now, key), qos=1, retain=True)]
             if shared:
