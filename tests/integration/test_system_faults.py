@@ -131,6 +131,11 @@ def test_two_gateways_sharing_the_nodes_confirm_exactly_through_a_broker_kill9(r
     assert all(n["confirmed"] >= n["produced"] - 40 for n in row["nodes"].values()), row["nodes"]
 
 
+LONG_ONLY = pytest.mark.skipif(not LONG, reason="long form only (make test-faults): make test covers it in "
+                               "other scenarios, and stays under 20 minutes")
+
+
+@LONG_ONLY
 def test_node_power_cuts_and_a_silent_analyzer(rig):
     rig.gateway().start()
     rig.start_nodes()
@@ -150,6 +155,7 @@ def test_node_power_cuts_and_a_silent_analyzer(rig):
     _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)
 
 
+@LONG_ONLY  # (make test: InfluxDB down in test_gateway_faults.py, and in the random mix)
 @pytest.mark.timeout(900 if LONG else 300)
 def test_influxdb_down_while_the_nodes_poll(rig):
     down_s = 180 if LONG else 8
