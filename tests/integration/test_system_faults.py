@@ -155,7 +155,7 @@ def test_node_power_cuts_and_a_silent_analyzer(rig):
     _check(rig.account("node_power_cut_x2_analyzer_silent", ["node SIGKILL x2", "analyzer silent 3 s"]), rig)
 
 
-@LONG_ONLY  # (make test: InfluxDB down in test_gateway_faults.py, and in the random mix)
+@LONG_ONLY  # (make test: InfluxDB down in test_gateway_faults.py)
 @pytest.mark.timeout(900 if LONG else 300)
 def test_influxdb_down_while_the_nodes_poll(rig):
     down_s = 180 if LONG else 8
