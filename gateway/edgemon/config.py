@@ -8,7 +8,8 @@ server/gateway.example.toml; `edgemon config schema gateway` prints the JSON Sch
     [influx]    api ("v1" | "v2"), url, database | bucket + org, username, password(_env), token(_env)
     [trust]     keys_file, require_signatures, clock_future_tolerance_s, clock_past_tolerance_s
     [liveness]  default_poll_s, silent_periods
-    [sites.<site>]  poll_s, nodes = ["node01", ...]
+    [sites.<site>]  poll_s, nodes = ["node01", ...], medium ("water" | "gas"), flow (its flow code)
+    [aggregates] enabled, timezone, close_after_s, retention_days   (minute/hour/day values)
     [alarms]    config = "alarms.toml"   (optional)
 """
 
@@ -80,6 +81,17 @@ class LoadedConfig:
     log_level: str
     log_format: str
     alarms_config: Path | None
+    sites: dict[str, dict] = field(default_factory=dict)  # site -> {"poll_s", "medium", "flow", "nodes"}
+    aggregates: dict = field(default_factory=dict)  # the [aggregates] settings
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 REQUIRED_SECTIONS = ("gateway", "mqtt", "influx")
@@ -141,12 +153,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                 expect="at least 1 (poll periods without data before offline)"),
     },
     "alarms": {"config": Field(str, REQUIRED, "alarms.toml, relative to this file", example="alarms.toml")},
+    "aggregates": {
+        "enabled": Field(bool, True, "compute minute, hour and day values (measurement `aggregate`)"),
+        "timezone": Field(str, "Asia/Shanghai", "the calendar of the day values (an IANA zone name)",
+                          check=_known_zone, expect="an IANA time zone name such as Asia/Shanghai"),
+        "close_after_s": Field(float, 60.0, "a period is computed this long after its end (late records "
+                               "after that recompute it)", ge=0, expect="0 or more seconds"),
+        "retention_days": Field(float, 40.0, "how long the sums are kept: a record older is not counted",
+                                gt=1, expect="more than 1 day"),
+    },
 }
 SITE = {
     "poll_s": Field(float, None, "the nodes' poll period (default liveness.default_poll_s)", gt=0,
                     expect=SECONDS, example=10),
     "nodes": Field(list, REQUIRED, "the node ids of the site", example=["node01"],
                    items=Field(str, pattern=ID_RE.pattern, expect="a node id, " + ID_TEXT)),
+    "medium": Field(str, "water", "waste water (HJ 212 ST 32) or flue gas (ST 31): the aggregates' flag rules",
+                    enum=("water", "gas"), expect='"water" or "gas"'),
+    "flow": Field(str, "w00000", "the flow (L/s) that weights the site's concentrations and gives volume and "
+                  'load; "" when the site measures none', pattern=r"([a-z][0-9]{5})?",
+                  expect='an HJ 212 code such as w00000, or ""'),
 }
 ENV_FIX = "export {name}=... in the gateway's environment (systemd: Environment= or EnvironmentFile=)"
 
@@ -196,7 +222,7 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
             if section in REQUIRED_SECTIONS:
                 err(section, f"missing section [{section}]",
                     f"add a [{section}] table (see server/gateway.example.toml)")
-            table = {} if section != "alarms" else None
+            table = None if section == "alarms" else {}
         elif not isinstance(table, dict):
             err(section, f"expected a table [{section}], got {table!r}", f"write [{section}] and its fields below it")
             table = {}
@@ -226,7 +252,8 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
             err("influx.token", 'missing: api = "v2" needs a token',
                 'set influx.token_env = "EDGEMON_INFLUX_TOKEN" (preferred) or influx.token')
 
-    nodes = _sites(doc.get("sites", {}), lv["default_poll_s"], problems)
+    sites: dict[str, dict] = {}
+    nodes = _sites(doc.get("sites", {}), lv["default_poll_s"], problems, sites)
 
     state_dir = Path(g["state_dir"]) if g.get("state_dir") else None
     if state_dir is not None and not state_dir.is_absolute():
@@ -271,14 +298,15 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
         nodes=nodes, default_poll_s=float(lv["default_poll_s"]), silent_periods=float(lv["silent_periods"]),
     )
     return LoadedConfig(path=path, gateway=cfg, log_level=str(g["log_level"]).upper(),
-                        log_format=g["log_format"], alarms_config=alarms)
+                        log_format=g["log_format"], alarms_config=alarms, sites=sites,
+                        aggregates=dict(values["aggregates"]))
 
 
 TOML_FIX = "correct the TOML at the line and column named (strings in double quotes, one key = value a line)"
 
 
-def _sites(sites, default_poll_s: float, problems: Problems) -> list[tuple[str, str, float]]:
-    """[sites.<site>] poll_s, nodes: the (site, node, poll_s) watched for silence."""
+def _sites(sites, default_poll_s: float, problems: Problems, settings: dict[str, dict]) -> list[tuple[str, str, float]]:
+    """[sites.<site>]: the (site, node, poll_s) watched for silence; each site's settings into `settings`."""
     err = problems.add
     nodes: list[tuple[str, str, float]] = []
     if not isinstance(sites, dict):
@@ -309,6 +337,10 @@ def _sites(sites, default_poll_s: float, problems: Problems) -> list[tuple[str, 
                     f'write {ID_TEXT}, e.g. "node01"')
             else:
                 nodes.append((site, node, float(poll)))
+        extra = read({k: table[k] for k in ("medium", "flow") if k in table},
+                     {k: SITE[k] for k in ("medium", "flow")}, problems, where)
+        settings[site] = {"poll_s": float(poll), "nodes": list(names), "medium": extra["medium"],
+                          "flow": extra["flow"] or None}
     return nodes
 
 

@@ -134,6 +134,7 @@ def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url,
         cfg = loaded.gateway
         alarms_config = loaded.alarms_config
     else:
+        loaded = None
         setup_logging(log_level)
         cfg = GatewayConfig(
             mqtt_host=mqtt_host, mqtt_port=mqtt_port, mqtt_user=mqtt_user, mqtt_password=mqtt_password,
@@ -150,6 +151,11 @@ def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url,
     try:
         if alarms_config is not None:
             gw.add_observer(build_alarm_observer(alarms_config, cfg.state_dir / "alarms", gw.write_lines))
+        if loaded is not None:
+            from .aggregates.observer import build_observer as build_aggregates
+            aggregates = build_aggregates(loaded, gw.write_lines)
+            if aggregates is not None:
+                gw.add_observer(aggregates)
         try:
             gw.start()
         except GatewayError as exc:

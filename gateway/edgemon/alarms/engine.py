@@ -12,7 +12,7 @@ from ..contract import Event, Record, Status
 from . import messages, notify
 from .config import AlarmsConfig, SiteConfig
 from .notify import Notice
-from .rules.base import BREACH, EXCLUDED, HOLD, OK, WITHIN, Obs, Rule
+from .rules.base import BREACH, EXCLUDED, HOLD, WITHIN, Obs, Rule
 
 
 @dataclass

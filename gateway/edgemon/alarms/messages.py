@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tomllib
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from .config import DATA_DIR
 

@@ -24,7 +24,7 @@ from ..sms.outbox import Message, Outbox
 from ..sms.sender import SenderConfig, SmsSender
 from . import config as config_mod
 from .engine import Engine, Output, new_mem
-from .linesink import LineSink
+from ..linesink import LineSink
 from .notify import Notice
 
 log = logging.getLogger(__name__)

@@ -112,6 +112,20 @@ def test_daily_mean_judged_on_calendar_day_of_shanghai(tmp_path):
     assert mem["alarms"]  # so the day-1 alarm stays raised
 
 
+def test_daily_mean_is_flow_weighted_where_flow_is_measured(tmp_path):
+    # COD 30 at 300 L/s and 60 at 100 L/s: weighted (30*300 + 60*100) / 400 = 37.5 (within 40);
+    # the arithmetic mean 45 would breach. With weighting = "arithmetic" it does.
+    def day(rules):
+        eng, mem = engine(tmp_path, rules)
+        samples = [rec(T0, 1, w01018=30.0, w00000=300.0), rec(T0 + 60 * MIN, 2, w01018=60.0, w00000=100.0)]
+        eng.records(mem, "plant", "n1", samples, T0 + 61 * MIN)
+        return eng.records(mem, "plant", "n1", [rec(T0 + 24 * 60 * MIN, 3, w01018=10.0)], T0 + 24 * 60 * MIN)
+    assert day('[sites.plant.rules.daily]\nkind = "mean"\nwindow = "1d"').transitions == []
+    (t,) = day('[sites.plant.rules.daily]\nkind = "mean"\nwindow = "1d"\nweighting = "arithmetic"').transitions
+    assert (t["event"], t["value"]) == ("raised", 45.0)
+    assert t["detail"]["weighted"] is False
+
+
 def test_hourly_mean_clears_on_a_clean_hour(tmp_path):
     eng, mem = engine(tmp_path, '[sites.plant.rules.hourly]\nkind = "mean"\nwindow = "1h"')
     outs = feed(eng, mem, [50] * 6 + [30] * 6 + [30], step=10 * MIN)

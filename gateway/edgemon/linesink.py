@@ -1,6 +1,7 @@
-"""InfluxDB points from the alarm side (`alarm`, `sms`, `modem`) on their way out: spooled on disk
-(`<state_dir>/alarm_lines.json`) first, then written by one thread through the gateway's
-influx_write, retried with backoff while InfluxDB is down. Writes are idempotent, so a line
+"""InfluxDB points made by observers (the alarm side's `alarm`, `sms`, `modem`; the aggregates) on
+their way out: spooled on disk (`<state_dir>/<file_name>`, alarm_lines.json for the alarms) first,
+then written by one thread through the gateway's influx_write, retried with backoff while InfluxDB
+is down. Writes are idempotent, so a line
 written twice after a crash is the same point."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..sms import store
+from .sms import store
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,10 @@ MAX_SPOOL = 100_000  # beyond this the oldest lines are dropped (and logged): th
 
 
 class LineSink:
-    def __init__(self, state_dir: Path, influx_write: Callable[[list[str]], None]):
-        self.path = Path(state_dir) / FILE_NAME
+    def __init__(self, state_dir: Path, influx_write: Callable[[list[str]], None], file_name: str = FILE_NAME,
+                 thread_name: str = "edgemon-alarm-lines"):
+        self.path = Path(state_dir) / file_name
+        self.thread_name = thread_name
         self.influx_write = influx_write
         self._lines: list[str] = list(store.read_json(self.path, []))
         self._cond = threading.Condition()
@@ -29,7 +32,7 @@ class LineSink:
         self.written = 0
 
     def start(self) -> LineSink:
-        self._thread = threading.Thread(target=self._run, name="edgemon-alarm-lines", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
@@ -39,7 +42,7 @@ class LineSink:
         with self._cond:
             self._lines.extend(lines)
             if len(self._lines) > MAX_SPOOL:
-                log.error("alarm line spool full: dropping %d oldest lines", len(self._lines) - MAX_SPOOL)
+                log.error("%s full: dropping %d oldest lines", self.path.name, len(self._lines) - MAX_SPOOL)
                 del self._lines[: len(self._lines) - MAX_SPOOL]
             store.write_json(self.path, self._lines)
             self._cond.notify_all()
@@ -59,7 +62,8 @@ class LineSink:
             try:
                 self.influx_write(batch)
             except Exception as exc:  # noqa: BLE001 - InfluxDB down or refusing: keep the lines, retry
-                log.warning("writing %d alarm/sms lines failed (%s); retry in %.1f s", len(batch), exc, delay)
+                log.warning("writing %d lines of %s failed (%s); retry in %.1f s", len(batch), self.path.name, exc,
+                            delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
                 continue
