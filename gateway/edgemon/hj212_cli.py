@@ -1,4 +1,5 @@
-"""`edgemon hj212 check`: the HJ 212 codec's face for technicians debugging a platform link."""
+"""`edgemon hj212 check`: the HJ 212 codec's face for technicians debugging a platform link;
+`edgemon hj212 platform`: a simulated platform to point a site at (edgemon.dev, imported only by that command)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,24 @@ def check(packets, crc_variant):
     if total > 1:
         click.echo(f"{total} packet(s): {total - bad} valid, {bad} rejected")
     sys.exit(1 if bad else 0)
+
+
+@hj212.command("platform")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="TCP port to listen on (0: a free one, printed at start).")
+@click.option("--crc", "crc_variant", type=click.Choice(VARIANTS), default="standard", show_default=True,
+              help="CRC the simulated platform expects and sends.")
+def platform(host, port, crc_variant):
+    """Run a simulated bureau platform (the TCP server of an HJ 212 link) for tests, the demo and a
+    site's first connection: it answers uploads with 9014 and prints one line per packet received
+    (time, peer, MN, CN, QN, deviations, or why it was refused). Ctrl-C stops it.
+
+    \b
+    Example:
+      edgemon hj212 platform --port 9001
+      (then point the site's forwarder endpoint at 127.0.0.1:9001)
+    """
+    from .dev.platformsim_cli import serve  # a development tool: imported only when this command runs
+
+    serve(host, port, crc_variant, click.echo)
