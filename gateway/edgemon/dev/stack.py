@@ -33,6 +33,11 @@ DEBIAN_PACKAGES = {
     "strace": "strace",
     "mosquitto_sub": "mosquitto-clients",  # make bench: the broker's ceiling with a C client
     "mosquitto_pub": "mosquitto-clients",  # the fault suite cuts a node's power at the entry of a flash write
+    "pdftotext": "poppler-utils",  # tests/gateway/report: the daily report's PDF text
+}
+# Debian package that provides each file we need that is not a command.
+DEBIAN_FILES = {
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc": "fonts-wqy-microhei",  # the daily report's CJK font
 }
 SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
@@ -52,11 +57,15 @@ def find_command(name: str) -> str | None:
     return None
 
 
-def ensure_installed(commands=tuple(DEBIAN_PACKAGES)) -> dict[str, str]:
-    """Return {command: path}; apt-get installs the Debian packages of any that are missing."""
-    missing = [c for c in commands if not find_command(c)]
+def ensure_installed(commands=None, files=None) -> dict[str, str]:
+    """Return {command or file: path}; apt-get installs the Debian packages of any that are missing.
+    With neither given: every command of DEBIAN_PACKAGES and every file of DEBIAN_FILES."""
+    if commands is None and files is None:
+        commands, files = tuple(DEBIAN_PACKAGES), tuple(DEBIAN_FILES)
+    commands, files = tuple(commands or ()), tuple(files or ())
+    missing = [c for c in commands if not find_command(c)] + [f for f in files if not Path(f).is_file()]
     if missing:
-        packages = sorted({DEBIAN_PACKAGES[c] for c in missing})
+        packages = sorted({DEBIAN_PACKAGES.get(c) or DEBIAN_FILES[c] for c in missing})
         log.info("installing Debian packages %s (missing: %s)", " ".join(packages), " ".join(missing))
         prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -73,6 +82,10 @@ def ensure_installed(commands=tuple(DEBIAN_PACKAGES)) -> dict[str, str]:
         if not p:
             raise StackError(f"command {c!r} still not found after installing {DEBIAN_PACKAGES[c]}")
         paths[c] = p
+    for f in files:
+        if not Path(f).is_file():
+            raise StackError(f"file {f} still missing after installing {DEBIAN_FILES[f]}")
+        paths[f] = f
     return paths
 
 
