@@ -11,6 +11,7 @@ server/gateway.example.toml; `edgemon config schema gateway` prints the JSON Sch
     [sites.<site>]  poll_s, nodes = ["node01", ...], medium ("water" | "gas"), flow (its flow code)
     [aggregates] enabled, timezone, close_after_s, retention_days   (minute/hour/day values)
     [alarms]    config = "alarms.toml"   (optional)
+    [uplink]    the HJ 212 platforms and each site's MN/PW/ST (uplink/settings.py; optional)
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class LoadedConfig:
     alarms_config: Path | None
     sites: dict[str, dict] = field(default_factory=dict)  # site -> {"poll_s", "medium", "flow", "nodes"}
     aggregates: dict = field(default_factory=dict)  # the [aggregates] settings
+    uplink: object | None = None  # uplink.settings.UplinkSettings, when [uplink] is there
 
 
 def _known_zone(name: str) -> bool:
@@ -183,6 +185,10 @@ def schema() -> dict:
               for name, table in SCHEMA.items()}
     fields["sites"] = Field(dict, None, "[sites.<site>]: the nodes watched for silence", map_of=SITE,
                             keys=ID_RE.pattern)
+    from .uplink.settings import PLATFORM, SITE as UPLINK_SITE
+    fields["uplink"] = Field(dict, None, "the bureau's HJ 212 platforms and each site's identity there", table={
+        "platforms": Field(dict, None, "[uplink.platforms.<name>]", map_of=PLATFORM),
+        "sites": Field(dict, None, "[uplink.sites.<site>]", map_of=UPLINK_SITE, keys=ID_RE.pattern)})
     return json_schema(fields, "gateway.toml")
 
 
@@ -214,8 +220,8 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
 
     values: dict[str, dict] = {}
     for section in doc:
-        if section not in SCHEMA and section != "sites":
-            err(section, "unknown section", unknown_fix(section, [*SCHEMA, "sites"]))
+        if section not in SCHEMA and section not in ("sites", "uplink"):
+            err(section, "unknown section", unknown_fix(section, [*SCHEMA, "sites", "uplink"]))
     for section, fields in SCHEMA.items():
         table = doc.get(section)
         if table is None:
@@ -254,6 +260,8 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
 
     sites: dict[str, dict] = {}
     nodes = _sites(doc.get("sites", {}), lv["default_poll_s"], problems, sites)
+    from .uplink.settings import read_uplink
+    uplink = read_uplink(doc.get("uplink"), set(sites), problems)
 
     state_dir = Path(g["state_dir"]) if g.get("state_dir") else None
     if state_dir is not None and not state_dir.is_absolute():
@@ -299,7 +307,7 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
     )
     return LoadedConfig(path=path, gateway=cfg, log_level=str(g["log_level"]).upper(),
                         log_format=g["log_format"], alarms_config=alarms, sites=sites,
-                        aggregates=dict(values["aggregates"]))
+                        aggregates=dict(values["aggregates"]), uplink=uplink)
 
 
 TOML_FIX = "correct the TOML at the line and column named (strings in double quotes, one key = value a line)"

@@ -156,6 +156,13 @@ def run(config_path, mqtt_host, mqtt_port, mqtt_user, mqtt_password, influx_url,
             aggregates = build_aggregates(loaded, gw.write_lines)
             if aggregates is not None:
                 gw.add_observer(aggregates)
+            from .uplink.build import build_forwarder
+            forwarder = build_forwarder(loaded)
+            if forwarder is not None:
+                gw.add_observer(forwarder)
+                if aggregates is not None:
+                    aggregates.listeners.append(forwarder.on_aggregates)
+                forwarder.start()
         try:
             gw.start()
         except GatewayError as exc:

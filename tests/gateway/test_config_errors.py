@@ -219,3 +219,47 @@ def test_json_schemas_accept_the_shipped_configs_and_refuse_bad_ones(tmp_path):
                                                    ".sites.s.rules.daily.window: not in enum"}
     r = CliRunner().invoke(main, ["config", "schema", "alarms"])
     assert r.exit_code == 0 and json.loads(r.output) == alarms_schema()
+
+
+def test_uplink_and_aggregates_problems_all_at_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_SM4_KEY", raising=False)
+    path = tmp_path / "gateway.toml"
+    path.write_text("""
+[gateway]
+state_dir = "s"
+[mqtt]
+[influx]
+url = "http://127.0.0.1:8086"
+[aggregates]
+timezone = "Asia/Shanghia"
+[sites.a]
+nodes = ["n1"]
+medium = "air"
+[uplink.platforms.prov]
+host = "127.0.0.1"
+port = 70000
+sm4_key_env = "NO_SUCH_SM4_KEY"
+[uplink.platforms.p25]
+host = "127.0.0.1"
+port = 9001
+version = "2025"
+[uplink.sites.a]
+mn = "12345"
+pw = "123456"
+platforms = ["prov", "p25", "city"]
+send = ["rtd", "week"]
+[uplink.sites.b]
+mn = "1"
+pw = "1"
+platforms = ["prov"]
+""")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    fields = [p.field for p in err.value.problems]
+    assert fields == ["aggregates.timezone", "sites.a.medium", "uplink.platforms.prov.port",
+                      "uplink.platforms.prov.sm4_key_env", "uplink.platforms.prov.sm4_key_env",
+                      "uplink.sites.a.send[1]", "uplink.sites.a.platforms[2]", "uplink.sites.a.mn",
+                      "uplink.sites.b"], fields
+    text = "\n".join(str(p) for p in err.value.problems)
+    assert "no platform 'city'" in text and "24 hex digits" in text and "NO_SUCH_SM4_KEY is not set" in text
+    assert "site 'b' is not under [sites]" in text

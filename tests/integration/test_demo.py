@@ -132,6 +132,15 @@ def test_make_demo_from_a_fresh_copy_as_the_readme_says(tmp_path):
     assert any(t.startswith(f"{CLEAR_SMS}{staged.name_zh}化学需氧量") for t in texts), texts
 
     # The nodes ran in the board's heap: every peak is real and within it.
+    # the bureau's platform (simulator) got real-time data from every site, nothing refused
+    assert set(summary["platform"]) == {s.site for s in SITES}, summary["platform"]
+    assert all(cns.get("2011", 0) >= 1 for cns in summary["platform"].values()), summary["platform"]
+    assert summary["platform_rejected"] == 0
+    assert "HJ 212 platform received from" in text
+    pdfs = [p for p in summary.get("reports", []) if p.endswith(".pdf")]
+    assert "report_error" not in summary, summary["report_error"]
+    assert len(pdfs) == len(SITES) and all(Path(p).stat().st_size > 10_000 for p in pdfs), summary
+    assert "daily compliance report: " in text
     assert summary["heap_limit"] == 64 * 1024
     assert len(summary["heap_peak"]) == sum(len(s.nodes) for s in SITES)
     assert all(0 < peak <= summary["heap_limit"] for peak in summary["heap_peak"].values()), summary["heap_peak"]

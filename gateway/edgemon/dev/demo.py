@@ -29,6 +29,7 @@ from .nodeproc import FirmwareProcess, profile_analyzer, profile_node_config
 from .procutil import child_kwargs
 from .bussim import BusSimulator
 from .modemsim import ModemSimulator
+from .platformsim import PlatformSimulator
 from .stack import LocalStack
 
 DUTY_PHONE = "+8613800000001"
@@ -41,8 +42,16 @@ FIRST_RECORD_TIMEOUT_S = 60.0
 
 # --- the files a technician and an operator would write ----------------------------------------------
 
+PLATFORM_PW = "123456"
+
+
+def demo_mn(k: int) -> str:
+    """The demo sites' MNs: 24 hex digits, as an HJ 212-2025 platform assigns them."""
+    return f"370200{k + 1:018X}"
+
+
 def write_gateway_files(run_dir: Path, stack: LocalStack, keys: dict[str, str], modem_path: str,
-                        poll_s: float) -> Path:
+                        poll_s: float, platform_port: int | None = None) -> Path:
     keys_path = run_dir / "keys.toml"
     keys_path.write_text("[keys]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in keys.items()))
     os.chmod(keys_path, 0o600)
@@ -67,7 +76,15 @@ def write_gateway_files(run_dir: Path, stack: LocalStack, keys: dict[str, str], 
         "[trust]", f'keys_file = "{keys_path.name}"', "require_signatures = true", "",
         "[liveness]", f"default_poll_s = {poll_s}", "silent_periods = 5", "",
         "[alarms]", 'config = "alarms.toml"', "",
+        # the demo's minutes are computed 5 s after they end, so the platform sees them soon
+        "[aggregates]", "close_after_s = 5", "",
     ] + sites_toml
+    if platform_port is not None:  # the bureau's platform: the HJ 212 simulator on loopback
+        gw += ["[uplink.platforms.demo-platform]", 'host = "127.0.0.1"', f"port = {platform_port}",
+               "over_time_s = 5", "re_count = 3", "reconnect_s = 5", ""]
+        for k, s in enumerate(SITES):
+            gw += [f"[uplink.sites.{s.site}]", f'mn = "{demo_mn(k)}"', f'pw = "{PLATFORM_PW}"', 'st = "32"',
+                   'platforms = ["demo-platform"]', "rtd_interval_s = 30", ""]
     path = run_dir / "gateway.toml"
     path.write_text("\n".join(gw), encoding="utf-8")
     return path
@@ -89,6 +106,7 @@ class Demo:
         self.buses: dict[tuple[str, str], BusSimulator] = {}
         self.nodes: dict[tuple[str, str], FirmwareProcess] = {}
         self.gateway: subprocess.Popen | None = None
+        self.platform: PlatformSimulator | None = None
         self.started = time.time()
         self.first_record_at: float | None = None
         self.phase = {(s.site, a.name, p): random.uniform(0, 2 * math.pi)
@@ -111,7 +129,11 @@ class Demo:
                 self.buses[(s.site, n.node)] = bus.start()
                 keys[f"{s.site}/{n.node}"] = secrets.token_hex(32)
         self.drive_values()
-        gw_toml = write_gateway_files(self.run_dir, self.stack, keys, self.modem.path, self.poll_s)
+        self.platform = PlatformSimulator().start()
+        console.print(f"HJ 212 platform simulator (the bureau's side) on 127.0.0.1:{self.platform.port}")
+        gw_toml = write_gateway_files(self.run_dir, self.stack, keys, self.modem.path, self.poll_s,
+                                      self.platform.port)
+        self.gateway_toml = gw_toml
         env = dict(os.environ, EDGEMON_MQTT_PASSWORD=self.stack.gateway_password)
         with open(self.run_dir / "gateway.log", "a") as gw_log:
             self.gateway = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "gateway", "run", "--config",
@@ -203,6 +225,24 @@ class Demo:
             return f"staged exceedance at {staged.site} now (COD {staged.staged_breach[3]} mg/L)"
         return "staged exceedance over: the alarm clears after two clean readings"
 
+    def platform_counts(self) -> dict[str, dict[str, int]]:
+        """What the platform simulator accepted: site -> CN -> packets."""
+        by_mn = {demo_mn(k): s.site for k, s in enumerate(SITES)}
+        out: dict[str, dict[str, int]] = {}
+        for r in self.platform.received if self.platform else []:
+            site = by_mn.get(r.packet.mn, r.packet.mn)
+            out.setdefault(site, {})[r.packet.cn] = out.get(site, {}).get(r.packet.cn, 0) + 1
+        return out
+
+    def daily_report(self) -> list[Path]:
+        """Today's compliance report of every site (so far), under run_dir/reports."""
+        from datetime import datetime, timedelta, timezone
+        from ..report.daily import write_daily_reports
+        today = datetime.now(timezone(timedelta(hours=8))).date()
+        # the report reads gateway.toml whole, which names the broker password's variable
+        os.environ.setdefault("EDGEMON_MQTT_PASSWORD", self.stack.gateway_password)
+        return write_daily_reports(self.gateway_toml, today, self.run_dir / "reports")
+
     def snapshot(self) -> view.Snapshot:
         gw = view.exit_text(self.gateway.poll() if self.gateway else None)
         snap = view.Snapshot.take(
@@ -230,6 +270,8 @@ class Demo:
             pids.append(self.gateway.pid)
         for bus in self.buses.values():
             bus.stop()
+        if self.platform:
+            self.platform.stop()
         if self.modem:
             self.modem.stop()
         pids += [p.pid for p in (self.stack.mosquitto.proc, self.stack.influx.proc) if p]
@@ -309,6 +351,19 @@ def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0
             summary.setdefault("alarms", [])
             summary["query_error"] = str(exc)
         summary["sms"] = demo.modem.texts() if demo.modem else []
+        summary["platform"] = demo.platform_counts()
+        summary["platform_rejected"] = len(demo.platform.rejected) if demo.platform else 0
+        for site, cns in sorted(summary["platform"].items()):
+            console.print(f"HJ 212 platform received from {site}: " + ", ".join(
+                f"{n} x CN {cn}" for cn, n in sorted(cns.items())), soft_wrap=True)
+        try:
+            summary["reports"] = [str(p) for p in demo.daily_report()] if summary.get("rows") else []
+            for path in summary["reports"]:
+                if path.endswith(".pdf"):
+                    console.print(f"daily compliance report: {path}", soft_wrap=True)
+        except Exception as exc:  # noqa: BLE001 - the report must not hide the rest of the summary
+            summary["report_error"] = f"{type(exc).__name__}: {exc}"
+            console.print(f"daily report failed: {summary['report_error']}", soft_wrap=True)
         summary["heap_peak"] = {f"{s}/{n}": p.heap_peak for (s, n), p in demo.nodes.items()}
         summary["heap_limit"] = heap_limit_bytes()
         summary["pids"] = demo.stop()

@@ -93,3 +93,14 @@ class CP:
                 raise CPError(f"CP: ends with {sep!r}: a name=value is missing after it")
         groups.append(group)
         return cls(groups)
+
+
+class OpaqueCP(CP):
+    """A CP that is not name=value text: HJ 212-2025's SM4-encrypted CP (hex), kept and re-encoded as is."""
+
+    def __init__(self, text: str):
+        super().__init__([])
+        self.text = text
+
+    def encode(self) -> str:
+        return self.text

@@ -13,12 +13,14 @@ A wrong length, a wrong CRC or a broken syntax is rejected (PacketError), naming
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .cp import CP, CPError
+from .cp import CP, CPError, OpaqueCP
 from .crc import VARIANTS, crc_hex
 
+HEX = re.compile(r"[0-9A-Fa-f]+")
 ORDER = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "CP")
 MAX_DATA = 1024
 VERSIONS = {0: "HJ/T 212-2005", 1: "HJ 212-2017", 2: "HJ 212-2025"}
@@ -197,6 +199,9 @@ def _fields(text: str, dev: list[str]) -> Packet:
     try:
         cp = CP.parse(cp_text)
     except CPError as exc:
-        raise PacketError("syntax", str(exc)) from None
+        if not (flag is not None and flag >> 2 == 2 and len(cp_text) % 32 == 0 and HEX.fullmatch(cp_text)):
+            raise PacketError("syntax", str(exc)) from None
+        cp = OpaqueCP(cp_text)
+        dev.append("CP: hex, not name=value: taken as HJ 212-2025 SM4-encrypted (decrypt with the site's key)")
     return Packet(st=seen["ST"], cn=seen["CN"], mn=seen["MN"], pw=seen.get("PW"), qn=qn, flag=flag, pnum=pnum,
                   pno=pno, cp=cp, extra=extra)
