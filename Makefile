@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help venv system-deps demo test test-fast test-faults bench mpy clean
 
 help:
-	@echo "make demo         whole system locally: 3 simulated sites -> firmware -> MQTT -> gateway -> InfluxDB"
+	@echo "make demo         whole system locally: 3 simulated sites -> firmware -> MQTT -> gateway -> InfluxDB, HJ 212 platform, daily report"
 	@echo "make test         the whole test suite (starts its own Mosquitto and InfluxDB on loopback)"
 	@echo "make test-fast    pure tests only (no servers)"
 	@echo "make test-faults  the whole-system fault scenarios, one line each (results/faults.json)"
