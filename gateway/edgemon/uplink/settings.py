@@ -149,6 +149,10 @@ def read_uplink(doc, known_sites: set[str], problems: Problems) -> UplinkSetting
                          f"add [sites.{site}] with its nodes, or correct the name (known: "
                          f"{', '.join(sorted(known_sites)) or 'none'})")
         v = read(table, SITE, problems, where)
+        if v.get("platforms") == [] and "platforms" not in v.bad:
+            problems.add(f"{where}.platforms", "empty: the site reports to no platform",
+                         'name one, e.g. platforms = ["province"], or remove this [uplink.sites] table')
+            v.bad.add("platforms")
         for k, name in enumerate(v.get("platforms") or ()):
             if name not in (doc.get("platforms") or {}):
                 problems.add(f"{where}.platforms[{k}]", f"no platform {name!r}",
