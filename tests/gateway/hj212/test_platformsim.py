@@ -243,12 +243,8 @@ def test_the_cli_prints_each_packet_received_and_stops_on_a_signal(sig):
     with socket.socket() as s:  # a free port for --port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with subprocess.Popen([sys.executable, "-m", "edgemon.cli", "hj212", "platform", "--port", str(port)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        _drive_the_cli(proc, port, sig)
-
-
-def _drive_the_cli(proc, port, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "hj212", "platform", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         q = _lines(proc)
         assert f"listening on 127.0.0.1:{port}" in _until(q, "listening on")
@@ -267,7 +263,8 @@ def _drive_the_cli(proc, port, sig):
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_the_hj212_command_does_not_import_the_development_tools():
