@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tomlkit
 
+from .broker import node_block, node_user, upsert_block
 from .contract import ID_RE
 
 KEY_BYTES = 32
@@ -31,40 +32,12 @@ class ProvisionError(Exception):
 
 
 def broker_user(site: str, node: str) -> str:
-    return f"{site}.{node}"
-
-
-def acl_block(site: str, node: str) -> str:
-    base = f"edge/v1/{site}/{node}"
-    return "\n".join([
-        f"# {site}/{node} (edgemon node provision): its own topics only",
-        f"user {broker_user(site, node)}",
-        *(f"topic write {base}/{kind}" for kind in ("data", "status", "event", "cmd/ack")),
-        f"topic read {base}/cmd",
-        f"topic read {base}/confirm",  # the gateway's end-to-end confirmations
-    ]) + "\n"
+    return node_user(site, node)
 
 
 def upsert_acl(text: str, site: str, node: str) -> str:
     """The ACL file's text with this node's block added, or replaced where it was."""
-    user_line = f"user {broker_user(site, node)}"
-    lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        if lines[i].strip() == user_line:
-            if out and out[-1].startswith(f"# {site}/{node} "):
-                out.pop()  # our own comment line above it
-            i += 1
-            while i < len(lines) and not lines[i].lstrip().startswith(("user ", "pattern ", "# ")):
-                i += 1
-            continue
-        out.append(lines[i])
-        i += 1
-    body = "".join(out)
-    if body and not body.endswith("\n"):
-        body += "\n"
-    return body + acl_block(site, node)
+    return upsert_block(text, node_user(site, node), node_block(site, node))
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:

@@ -149,6 +149,28 @@ def _stop_process(proc: subprocess.Popen | None, timeout_s: float = 10.0):
 
 
 @dataclass
+class TlsListener:
+    """A second listener with TLS (files made by edgemon.pki); port 0: a free one at start.
+    mutual: clients must show a certificate of the CA, and its CN is their account (ACL user)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    port: int = 0
+    mutual: bool = False
+    crlfile: Path | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"listener {self.port} 127.0.0.1", f"cafile {self.cafile}", f"certfile {self.certfile}",
+               f"keyfile {self.keyfile}", "tls_version tlsv1.2"]
+        if self.mutual:
+            out += ["require_certificate true", "use_identity_as_username true"]
+        if self.crlfile:
+            out.append(f"crlfile {self.crlfile}")
+        return out
+
+
+@dataclass
 class Mosquitto:
     """One Mosquitto broker with password authentication (never anonymous), bound to 127.0.0.1."""
 
@@ -158,6 +180,7 @@ class Mosquitto:
     proc: subprocess.Popen | None = None
     acl_path: Path | None = None  # enforce this ACL file (as written by `edgemon node provision`)
     autosave_s: int = 5  # persistence: how often the broker saves what it holds (a kill -9 loses the rest)
+    tls: TlsListener | None = None  # a TLS listener besides the plain one
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -201,6 +224,7 @@ class Mosquitto:
             f"password_file {self.passwd_path}",
             *([f"acl_file {self.acl_path}"] if self.acl_path else []),
             f"listener {self.port} 127.0.0.1",
+            *(self.tls.lines() if self.tls else []),
             "persistence true",
             f"persistence_location {self.dir / 'data'}/",
             f"autosave_interval {self.autosave_s}",
@@ -226,6 +250,8 @@ class Mosquitto:
         if not self.port:
             self.port = free_port()
         _require_free(self.port, "mosquitto")
+        if self.tls is not None and not self.tls.port:
+            self.tls.port = free_port()
         self.write_config()
         self.proc = subprocess.Popen([cmds["mosquitto"], "-c", str(self.conf_path)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "ab"),
