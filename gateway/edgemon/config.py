@@ -34,6 +34,9 @@ class GatewayConfig:
     mqtt_port: int = 1883
     mqtt_user: str | None = None
     mqtt_password: str | None = None
+    mqtt_tls_ca: Path | None = None  # TLS on, this CA pinned (the broker's certificate must chain to it)
+    mqtt_tls_cert: Path | None = None  # mutual TLS: the gateway's client certificate and key
+    mqtt_tls_key: Path | None = None
     shared_group: str | None = None  # several gateways share the load: $share/<group>/...
     influx_api: str = "v1"  # "v1" (/write) or "v2" (/api/v2/write)
     influx_url: str = "http://127.0.0.1:8086"
@@ -121,10 +124,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                     expect=SECONDS),
     },
     "mqtt": {
-        "host": Field(str, "127.0.0.1"), "port": Field(int, 1883, ge=1, le=65535),
+        "host": Field(str, "127.0.0.1"),
+        "port": Field(int, 1883, "1883; 8883 when tls = true", ge=1, le=65535),
         "username": Field(str, None, example="gateway"), "password": Field(str, None),
         "password_env": Field(str, None, "the environment variable holding the password (preferred)",
                               example="EDGEMON_MQTT_PASSWORD"),
+        "password_file": Field(str, None, "a file holding the password (systemd LoadCredential=, compose "
+                               "secrets); relative to this file", example="/run/credentials/edgemon-gateway/mqtt"),
+        "tls": Field(bool, False, "connect over TLS (port 8883 by convention), the broker checked against ca_file"),
+        "ca_file": Field(str, None, "the CA that signed the broker's certificate (PEM): the only one trusted",
+                         example="/etc/edgemon/tls/ca.crt"),
+        "cert_file": Field(str, None, "mutual TLS: the gateway's client certificate (PEM)",
+                           example="/etc/edgemon/tls/gateway.crt"),
+        "key_file": Field(str, None, "mutual TLS: its private key (PEM, mode 0600)",
+                          example="/etc/edgemon/tls/gateway.key"),
         "shared_group": Field(str, None, "several gateways share the load: $share/<group>/...",
                               pattern=ID_RE.pattern, expect=ID_TEXT + " (it goes into $share/<group>/...)",
                               example="edge"),
@@ -139,7 +152,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "org": Field(str, "", 'api = "v2": the organisation', example="bureau"),
         "username": Field(str, None), "password": Field(str, None),
         "password_env": Field(str, None, example="EDGEMON_INFLUX_PASSWORD"),
+        "password_file": Field(str, None, "a file holding the password; relative to this file",
+                               example="/run/credentials/edgemon-gateway/influx-password"),
         "token": Field(str, None), "token_env": Field(str, None, example="EDGEMON_INFLUX_TOKEN"),
+        "token_file": Field(str, None, "a file holding the token; relative to this file",
+                            example="/run/credentials/edgemon-gateway/influx-token"),
         "batch_max": Field(int, 5000, "lines per InfluxDB request", ge=1, le=100_000,
                            expect="1-100000 lines per request"),
     },
@@ -192,15 +209,63 @@ def schema() -> dict:
     return json_schema(fields, "gateway.toml")
 
 
-def _env(problems: Problems, section: str, table: dict, key: str, direct: str | None) -> str | None:
-    """The secret named by `key` (an environment variable's name), else the value written in the file."""
-    if not table.get(key):
-        return direct
-    value = os.environ.get(table[key])
-    if value is None:
-        problems.add(f"{section}.{key}", f"environment variable {table[key]} is not set",
-                     ENV_FIX.format(name=table[key]))
-    return value
+def _secret(problems: Problems, section: str, table: dict, name: str, base: Path) -> str | None:
+    """The secret `name` from `{name}_env` (an environment variable), `{name}_file` (a file, its text
+    without the final newline) or `{name}` written in gateway.toml; at most one of the three."""
+    given = [k for k in (f"{name}_env", f"{name}_file", name) if table.get(k)]
+    if len(given) > 1:
+        problems.add(f"{section}.{given[0]}", "the secret is given " + " and ".join(given),
+                     f"keep one of them ({name}_env or {name}_file: the secret stays out of this file)")
+        return None
+    if table.get(f"{name}_env"):
+        var = table[f"{name}_env"]
+        value = os.environ.get(var)
+        if value is None:
+            problems.add(f"{section}.{name}_env", f"environment variable {var} is not set", ENV_FIX.format(name=var))
+        return value
+    if table.get(f"{name}_file"):
+        path = _relative(base, table[f"{name}_file"])
+        try:
+            value = path.read_text("utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.add(f"{section}.{name}_file", f"{path}: {exc.strerror or exc}",
+                         "write the secret into that file (one line, mode 0600, readable by the gateway's user)")
+            return None
+        if not value:
+            problems.add(f"{section}.{name}_file", f"{path} is empty", "write the secret into it (one line)")
+            return None
+        return value
+    return table.get(name)
+
+
+def _relative(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _tls_files(problems: Problems, m: dict, base: Path) -> tuple[Path | None, Path | None, Path | None]:
+    """(ca, cert, key) for the MQTT link; (None, None, None) without TLS."""
+    if not m.get("tls"):
+        for k in ("ca_file", "cert_file", "key_file"):
+            if m.get(k):
+                problems.add(f"mqtt.{k}", "is set but mqtt.tls is false", "write tls = true under [mqtt] (port 8883), "
+                             f"or remove {k}")
+        return None, None, None
+    out = []
+    for k in ("ca_file", "cert_file", "key_file"):
+        path = _relative(base, m[k]) if m.get(k) else None
+        if path is not None and not path.is_file():
+            problems.add(f"mqtt.{k}", f"{path} not found", "write the path of the PEM file (made by `edgemon broker "
+                         "ca`), relative to this file or absolute")
+        out.append(path)
+    if out[0] is None:
+        problems.add("mqtt.ca_file", "missing: TLS needs the CA that signed the broker's certificate",
+                     'add ca_file = "/etc/edgemon/tls/ca.crt" under [mqtt] (the system CAs are not trusted here)')
+    if (out[1] is None) != (out[2] is None):
+        have, lack = ("cert_file", "key_file") if out[2] is None else ("key_file", "cert_file")
+        problems.add(f"mqtt.{lack}", f"missing: mutual TLS needs both, {have} is set",
+                     f"add {lack}, or remove {have} for TLS with a password")
+    return out[0], out[1], out[2]
 
 
 def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -> LoadedConfig:
@@ -235,12 +300,13 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
         values[section] = read(table, fields, problems, section) if table is not None else {"config": None}
 
     g, m, i, t, lv = (values[s] for s in ("gateway", "mqtt", "influx", "trust", "liveness"))
-    password = _env(problems, "mqtt", m, "password_env", m.get("password"))
-    if m.get("username") and password is None and not m.get("password_env"):
+    password = _secret(problems, "mqtt", m, "password", base)
+    tls_ca, tls_cert, tls_key = _tls_files(problems, m, base)
+    if m.get("username") and password is None and not (m.get("password_env") or m.get("password_file")):
         err("mqtt.password", "missing: mqtt.username needs a password",
-            'set mqtt.password_env = "EDGEMON_MQTT_PASSWORD" (preferred) or mqtt.password')
-    token = _env(problems, "influx", i, "token_env", i.get("token"))
-    influx_password = _env(problems, "influx", i, "password_env", i.get("password"))
+            'set mqtt.password_env = "EDGEMON_MQTT_PASSWORD" or mqtt.password_file (preferred) or mqtt.password')
+    token = _secret(problems, "influx", i, "token", base)
+    influx_password = _secret(problems, "influx", i, "password", base)
     api, db = i["api"], None
     if "api" in i.bad:
         pass  # reported; which of database/bucket applies is unknown
@@ -254,9 +320,9 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
             err("influx.bucket", 'missing: api = "v2" writes into a bucket', 'add bucket = "edge" under [influx]')
         if not i.get("org"):
             err("influx.org", 'missing: api = "v2" needs the organisation name', 'add org = "..." under [influx]')
-        if token is None:
+        if token is None and not (i.get("token_env") or i.get("token_file")):
             err("influx.token", 'missing: api = "v2" needs a token',
-                'set influx.token_env = "EDGEMON_INFLUX_TOKEN" (preferred) or influx.token')
+                'set influx.token_env = "EDGEMON_INFLUX_TOKEN" or influx.token_file (preferred) or influx.token')
 
     sites: dict[str, dict] = {}
     nodes = _sites(doc.get("sites", {}), lv["default_poll_s"], problems, sites)
@@ -293,7 +359,8 @@ def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -
 
     problems.raise_if_any()
     cfg = GatewayConfig(
-        mqtt_host=m["host"], mqtt_port=m["port"], mqtt_user=m.get("username"), mqtt_password=password,
+        mqtt_host=m["host"], mqtt_port=m["port"] if "port" in (doc.get("mqtt") or {}) else (8883 if tls_ca else 1883), mqtt_user=m.get("username"), mqtt_password=password,
+        mqtt_tls_ca=tls_ca, mqtt_tls_cert=tls_cert, mqtt_tls_key=tls_key,
         shared_group=m.get("shared_group"), keepalive_s=m["keepalive_s"],
         influx_api=api, influx_url=i["url"], influx_db=db, influx_user=i.get("username"),
         influx_password=influx_password, influx_org=i.get("org") or "", influx_token=token,

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .confirm import CLAIM_SUBSCRIPTION
 from .journal import Message
+from .mqtt_link import apply_credentials
 from .paho_acks import ack_in_order, topic_of
 
 if TYPE_CHECKING:
@@ -55,8 +56,7 @@ class MqttSession:
             clean_session=False,
             manual_ack=True,
         )
-        if cfg.mqtt_user is not None:
-            client.username_pw_set(cfg.mqtt_user, cfg.mqtt_password)
+        apply_credentials(client, cfg)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect

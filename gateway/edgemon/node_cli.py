@@ -41,8 +41,9 @@ def _connect(cfg, suffix: str):
 
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"{cfg.client_id}-{suffix}-{os.getpid()}",
                          clean_session=True)
-    if cfg.mqtt_user:
-        client.username_pw_set(cfg.mqtt_user, cfg.mqtt_password)
+    from .mqtt_link import apply_credentials
+
+    apply_credentials(client, cfg)
     try:
         client.connect(cfg.mqtt_host, cfg.mqtt_port, keepalive=30)
     except OSError as exc:

@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .config import GatewayConfig
 from .confirm import claim_topic
+from .mqtt_link import apply_credentials
 
 
 class RetireError(Exception):
@@ -40,8 +41,7 @@ class Retired:
 
 def _client(cfg: GatewayConfig, client_id: str, clean: bool = True) -> mqtt.Client:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=clean)
-    if cfg.mqtt_user is not None:
-        c.username_pw_set(cfg.mqtt_user, cfg.mqtt_password)
+    apply_credentials(c, cfg)
     return c
 
 

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.integration
 LONG = os.environ.get("EDGEMON_FAULTS_LONG", "") not in ("", "0")  # make test-faults: the long forms
 
 
+LONG_ONLY = pytest.mark.skipif(not LONG, reason="long form only (make test-faults): make test covers it in "
+                               "other scenarios, and stays under 20 minutes")
+
+
 def _record(row: dict) -> None:
     print("scenario {scenario}: faults {faults}, produced {produced}, stored {stored}, lost {lost}, "
           "duplicated {duplicated}, pending on nodes {pending_on_nodes}".format(**row))
@@ -87,6 +91,7 @@ def test_broker_kill9_gateway_up(rig):
     _check(rig.account("broker_kill9_gateway_up", ["broker kill -9 x2 (gateway running)"]), rig)
 
 
+@LONG_ONLY  # (make test: gateway kill -9 in test_gateway_faults.py, broker kill -9 above)
 def test_gateway_kill9_and_broker_graceful_restart(rig):
     gw = rig.gateway().start()
     rig.start_nodes()
@@ -131,8 +136,6 @@ def test_two_gateways_sharing_the_nodes_confirm_exactly_through_a_broker_kill9(r
     assert all(n["confirmed"] >= n["produced"] - 40 for n in row["nodes"].values()), row["nodes"]
 
 
-LONG_ONLY = pytest.mark.skipif(not LONG, reason="long form only (make test-faults): make test covers it in "
-                               "other scenarios, and stays under 20 minutes")
 
 
 @LONG_ONLY
@@ -253,6 +256,7 @@ def test_gsm_modem_unplugged_while_an_alarm_fires(rig):
                                                               "modem plugged back"]), rig)
 
 
+@LONG_ONLY  # (make test: each of its faults alone, above)
 def test_a_random_mix_of_faults(rig):
     """Seeded (EDGEMON_FAULTS_SEED): faults drawn one after another from those above, each with
     the system still under load; 4 in the short form, 12 in make test-faults."""
@@ -306,6 +310,7 @@ def test_a_random_mix_of_faults(rig):
     _check(rig.account("random_mix", [f"seed {seed}"] + done), rig)
 
 
+@LONG_ONLY  # (make test: the shared group through a broker kill -9, above)
 def test_a_shared_group_member_gone_for_good_is_retired_and_nothing_is_lost(rig):
     import subprocess
     import sys
