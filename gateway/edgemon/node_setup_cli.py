@@ -34,8 +34,11 @@ Exit codes: 0 done, 1 refused (nothing written), 2 bad usage.""")
               help="where SITE.NODE.secrets.json goes [default: <state_dir>/provisioned]")
 @click.option("--rotate", is_flag=True, help="a new broker password and key (the node needs its config again)")
 @click.option("--show-secrets", is_flag=True, help="print the password and key too")
+@click.option("--ca", "ca_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="also a client certificate for mutual TLS, signed by this CA (edgemon broker ca init), "
+                   "next to the secrets file")
 def provision_cmd(config: Path, site: str, node_name: str, passwd: Path, acl: Path, poll_s: float,
-                  secrets_dir: Path | None, rotate: bool, show_secrets: bool):
+                  secrets_dir: Path | None, rotate: bool, show_secrets: bool, ca_dir: Path | None):
     """Make SITE/NODE known to the broker and the gateway: account, ACL, key, config entry."""
     import tomllib
 
@@ -60,6 +63,15 @@ def provision_cmd(config: Path, site: str, node_name: str, passwd: Path, acl: Pa
                         rotate=rotate)
     except ProvisionError as exc:
         raise click.ClickException(str(exc)) from None
+    if ca_dir is not None:
+        from .pki import CertificateAuthority, PkiError
+
+        try:
+            cert = CertificateAuthority(ca_dir).node(got.secrets_path.parent, site, node_name)
+        except PkiError as exc:
+            raise click.ClickException(f"{exc} (the account, key and ACL entry are made; run again with a "
+                                       "valid --ca for the certificate)") from None
+        click.echo(f"client certificate {cert.cert} (key {cert.key}, CN {site}.{node_name}) for mutual TLS")
     click.echo(f"{site}/{node_name}: broker account {got.user} "
                f"({'new password' if got.password else 'kept'}), ACL entry in {acl}, "
                f"key {'new' if got.new_key else 'kept'} in {resolve(Path(keys))}, listed in {config}")

@@ -51,6 +51,23 @@ def bureau(tmp_path):
     return tmp_path
 
 
+def test_provision_with_a_ca_makes_the_nodes_client_certificate(bureau):
+    from cryptography import x509
+
+    from edgemon.pki import CertificateAuthority
+
+    r = provision(bureau, "s1", "n1", "--ca", str(bureau / "no-ca"))
+    assert r.returncode == 1 and "no CA here" in r.stderr and "account, key and ACL entry are made" in r.stderr
+    CertificateAuthority(bureau / "ca").init()
+    r = provision(bureau, "s1", "n1", "--ca", str(bureau / "ca"))
+    assert r.returncode == 0, r.stderr
+    crt = bureau / "state" / "provisioned" / "s1.n1.crt"
+    assert f"client certificate {crt}" in r.stdout
+    cert = x509.load_pem_x509_certificate(crt.read_bytes())
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "s1.n1"
+    assert stat.S_IMODE((bureau / "state" / "provisioned" / "s1.n1.key").stat().st_mode) == 0o600
+
+
 def test_provision_writes_each_file_and_a_second_run_keeps_them(bureau):
     r = provision(bureau, "qd-plant", "node01", "--poll-s", "60")
     assert r.returncode == 0, r.stderr
