@@ -21,6 +21,7 @@ COMMANDS = {
     "node": "node_cli:node",                 # runtime: commands to a node (signed, acknowledged)
     "hj212": "hj212_cli:hj212",              # runtime: HJ 212 packets (check a platform link)
     "report": "report_cli:report",           # runtime: the daily compliance report (PDF, PNG)
+    "dashboards": "dashboards_cli:dashboards",  # runtime: the inspectors' Grafana dashboards (build, publish)
     "broker": "broker_cli:broker",           # server setup: CA, certificates, accounts, revoking
     "stack": "dev.stack_cli:stack",          # development: local Mosquitto + InfluxDB
     "simulate": "dev.stack_cli:simulate",    # development: simulated analyzers
