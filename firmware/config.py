@@ -13,7 +13,8 @@ _TOP = ("site", "node", "poll_s", "mqtt", "analyzers", "state_dir", "status_s", 
 _QUEUE = ("max_kb", "segment_kb", "batch_max", "batch_bytes", "confirm_s")
 _WIFI = ("ssid", "password")
 _NTP = ("host", "sync_s")
-_MQTT = ("host", "port", "user", "password", "keepalive", "client_id", "timeout_ms", "clean_session")
+_MQTT = ("host", "port", "user", "password", "keepalive", "client_id", "timeout_ms", "clean_session", "tls")
+_TLS = ("ca", "cert", "key", "server_hostname")
 _ANALYZER = ("name", "transport", "unit", "timeout_ms", "values", "status", "profile", "override", "poll_s",
              "retries")
 TRANSPORTS = ("rtu_tcp", "tcp", "rtu")
@@ -82,7 +83,33 @@ def validate_config(cfg, profiles_dir=None):
     else:
         _check(out, _known, m, _MQTT, "mqtt")
         _check(out, _str, m, "host", "mqtt")
-        _check(out, _int_range, m, "port", "mqtt", 1, 65535, 1883)
+        tl = m.get("tls")
+        if tl is not None:
+            if not isinstance(tl, dict):
+                out.append(("mqtt.tls", 'must be an object {"ca": "/certs/ca.der", ...}, got %s; fix: give the broker\'s CA '
+                             '(TLS is only ever used with the CA pinned), or leave mqtt.tls out for plain MQTT' % _show(tl)))
+            else:
+                _check(out, _known, tl, _TLS, "mqtt.tls")
+                if "ca" not in tl:
+                    out.append(("mqtt.tls.ca", "missing: TLS without a pinned CA is refused (the node would trust any "
+                                 'broker); fix: the path of the broker\'s CA certificate on the node, e.g. "ca": '
+                                 '"/certs/ca.der" (edgemon.pki\'s ca.crt, DER or PEM), or its PEM text inline'))
+                for k in ("ca", "cert", "key"):
+                    v = tl.get(k)
+                    if k in tl and (not isinstance(v, str) or not v):
+                        out.append(("mqtt.tls." + k, "must be the path of a file on the node or inline PEM text, got %s; "
+                                     'fix: e.g. "/certs/%s.der"' % (_show(v), k)))
+                    elif isinstance(v, str) and v[:5] == "-----" and ("-----BEGIN " not in v or "-----END " not in v):
+                        out.append(("mqtt.tls." + k, "inline PEM must hold a whole -----BEGIN ...----- to -----END "
+                                     "...----- block (newlines as \\n in JSON); fix: paste the whole file, or give its path"))
+                if ("cert" in tl) != ("key" in tl):
+                    k = "key" if "cert" in tl else "cert"
+                    out.append(("mqtt.tls." + k, "missing: mutual TLS needs both the node's certificate (cert) and "
+                                 "its private key (key); fix: give both (edgemon.pki's <site>.<node>.crt and .key), or "
+                                 "neither for TLS with a password"))
+                _check(out, _str, tl, "server_hostname", "mqtt.tls", None, True)
+        # 8883 with TLS (IANA's MQTT over TLS), 1883 without
+        _check(out, _int_range, m, "port", "mqtt", 1, 65535, 8883 if isinstance(tl, dict) else 1883)
         if _check(out, _str, m, "user", "mqtt", None, True) & _check(out, _str, m, "password", "mqtt", None, True):
             if m["password"] is not None and m["user"] is None:
                 out.append(("mqtt.user", "missing: MQTT 3.1.1 needs a user name when a password is set"))

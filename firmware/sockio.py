@@ -1,6 +1,7 @@
 """The node's TCP socket code, shared by the MQTT client (mqtt.py) and Modbus over TCP
 (transport_tcp.py): connect with a timeout, send all of a buffer, read exactly n bytes by a
-deadline. Runs on the ESP32 (lwIP) and the unix port alike (socket + select.poll)."""
+deadline. Runs on the ESP32 (lwIP) and the unix port alike (socket + select.poll), over a plain
+socket or a TLS one (mqtt_tls_link.py)."""
 import select
 import socket
 from compat import ticks_ms, ticks_diff
@@ -27,7 +28,12 @@ def open_tcp(host, port, timeout_ms):
 
 
 def poller(s):
-    """select.poll() watching s for input (what recv_exact waits on)."""
+    """select.poll() watching s for input (what recv_exact waits on). A socket may bring its own
+    (`s.poller()`: CPython's TLS socket, whose decrypted bytes a poll of the socket does not see;
+    MicroPython's TLS socket counts them in its poll, and has none)."""
+    p = getattr(s, "poller", None)  # (the name is this function's: no new interned name)
+    if p:
+        return p()
     p = select.poll()
     p.register(s, select.POLLIN)
     return p
@@ -56,6 +62,8 @@ def recv_exact(s, poll, n, timeout_ms, timeout_exc, closed):
         if left <= 0 or not poll.poll(left):
             raise timeout_exc("got %d of %d bytes in %d ms" % (got, n, timeout_ms))
         chunk = s.recv(n - got)
+        if chunk is None:  # a TLS socket with only part of a record in: no bytes yet, poll again
+            continue
         if not chunk:
             raise OSError(closed)
         buf[got:got + len(chunk)] = chunk

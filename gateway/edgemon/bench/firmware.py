@@ -1,7 +1,7 @@
 """`make bench` part: the firmware's figures. The smallest `-X heapsize` (from 52k up; the goal is 64k) in which the real
 firmware (.mpy built by mpy-cross in a ROMFS image executed in place, MicroPython unix port) polls
 4 analyzers x 5 values for 1,000 cycles without a MemoryError (and the same for .mpy files loaded
-into the heap, as from LittleFS), its peak and live heap and the code's share of it; flash bytes per
+into the heap, as from LittleFS; and with the MQTT link over TLS, CA pinned, to a TLS Mosquitto), its peak and live heap and the code's share of it; flash bytes per
 record; how long a day's backlog (8,640 10-s or 1,440 1-min records) takes to replay into a real
 Mosquitto; Modbus time beside wire time."""
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from ..dev.nodeproc import FIRMWARE_DIR, build_mpy
 from .fwcmd import command_run
 from .fwrig import (MODE, PARAMS, BenchSlave, bench_node_config, check_boot, fw_argv, heap_run, main_args,
-                    profile_config, run_fw, start_mosquitto)
+                    profile_config, run_fw, start_mosquitto, start_mosquitto_tls, tls_files, with_tls)
 
 _PROBE = """
 import gc, os, sys
@@ -74,6 +74,37 @@ for _ in range(n):
 raw = time.ticks_diff(time.ticks_us(), t0) / n
 print("txn_us %.1f raw_us %.1f" % (fw, raw))
 """
+
+
+# The TLS context and one connection's share of the GC heap, and a handshake in a heap too small
+# for mbedTLS's record buffers (16 KB in + 4 KB out on this port): what lives outside the GC heap.
+_TLS_PROBE = """
+import gc, socket, sys, tls
+port, ca = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+gc.collect()
+a0 = gc.mem_alloc()
+c = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+c.verify_mode = tls.CERT_REQUIRED
+c.load_verify_locations(ca)
+ca = None
+gc.collect()
+a1 = gc.mem_alloc()
+s = socket.socket()
+s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+t = c.wrap_socket(s, server_hostname="127.0.0.1")
+gc.collect()
+print("tls_ctx %d tls_conn %d heap %d" % (a1 - a0, gc.mem_alloc() - a1, gc.mem_alloc() + gc.mem_free()))
+t.close()
+"""
+
+
+def _tls_probe(work: Path, port: int, ca: Path, heap: str = "16k") -> dict | None:
+    probe = work / "probe_tls.py"
+    probe.write_text(_TLS_PROBE)
+    argv, env = fw_argv("mpy", work, heap, str(probe), str(port), str(ca))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    m = re.search(r"^tls_ctx (\d+) tls_conn (\d+) heap (\d+)$", r.stdout, re.M)
+    return {"ctx": int(m.group(1)), "conn": int(m.group(2)), "heap": heap} if m else None
 
 
 def _transaction_us(mpy: Path, work: Path, slave_port: int, n: int = 2000) -> tuple[float, float] | None:
@@ -212,6 +243,35 @@ def run(results: dict) -> None:
                         fw["code_share_of_live"] = round(code / run1["live"], 2)
                     break
             fw["heaps_tried"] = tried
+            # The same poll loop with its MQTT link over TLS (CA pinned, TLS 1.2, ECDSA P-256 certificates
+            # from edgemon.pki) to a TLS Mosquitto, from the plain loop's heap upwards; held means 1,000
+            # cycles, no MemoryError, no failed connect or publish, the link up at the end.
+            files = tls_files(work)
+            tls_broker, tport = start_mosquitto_tls(work, files)
+            try:
+                tcfg = with_tls(cfg, tport, files)
+                for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
+                    t1 = heap_run(mpy, tcfg, work, heap, 1000)
+                    ok = t1["ok"] and not t1["mqtt_errors"] and t1["mqtt_up_at_end"]
+                    print(f"  TLS heap {heap}: {'1000 cycles, no MemoryError, link up' if ok else 'FAILED'}"
+                          f" peak={t1['peak']} live={t1['live']} mqtt errors={t1['mqtt_errors']}", flush=True)
+                    if ok:
+                        fw["tls_heap_size_needed"] = heap
+                        fw["tls_runs_in_64k"] = int(heap[:-1]) <= 64
+                        fw["tls_heap_peak_bytes"] = t1["peak"]
+                        fw["tls_heap_live_bytes"] = t1["live"]
+                        fw["tls_heap_live_at_start"] = t1["start_live"]
+                        break
+                roomy_tls = heap_run(mpy, tcfg, work, "256k", 1000)
+                fw["tls_heap_live_bytes_256k"] = roomy_tls["live"]
+                probe = _tls_probe(work, tport, files["node_ca"])
+                if probe:
+                    fw["tls_context_gc_bytes"] = probe["ctx"]
+                    fw["tls_connection_gc_bytes"] = probe["conn"]
+                    fw["tls_handshake_in_heap"] = probe["heap"]
+            finally:
+                tls_broker.terminate()
+                tls_broker.wait(10)
             # The same with the .mpy loaded into the heap (files on LittleFS, no romfs partition).
             for heap in HEAPS[HEAPS.index(fw.get("heap_size_needed", "64k")):]:
                 alt = heap_run(mpy, cfg, work, heap, 1000, mode="mpy")
@@ -224,6 +284,8 @@ def run(results: dict) -> None:
             # The same run at a roomy heap: peak and live without GC pressure.
             roomy = heap_run(mpy, cfg, work, "256k", 1000)
             fw["heap_live_bytes_256k"] = roomy["live"]
+            if fw.get("tls_heap_live_bytes_256k") and roomy["live"]:
+                fw["tls_extra_live_bytes_256k"] = fw["tls_heap_live_bytes_256k"] - roomy["live"]
             # The same node as a technician writes it: analyzers given as profiles (the profile
             # code and its names join the heap at startup): the smallest heap that holds it, from
             # the one that held the loop upwards.
@@ -293,6 +355,12 @@ def run(results: dict) -> None:
             ("  heap peak gc.mem_alloc (garbage included) there", fw.get("heap_peak_bytes"), "bytes"),
             ("  heap live after gc.collect, max over cycles", fw.get("heap_live_bytes"), "bytes"),
             ("  of which code (the node's modules, from ROMFS)", fw.get("code_bytes_in_heap"), "bytes"),
+            ("smallest heap, the same loop with MQTT over TLS (CA pinned)", fw.get("tls_heap_size_needed"), ""),
+            ("  heap live after gc.collect there", fw.get("tls_heap_live_bytes"), "bytes"),
+            ("  TLS's extra live GC heap (both at 256k)", fw.get("tls_extra_live_bytes_256k"), "bytes"),
+            ("  of which the TLS context (certificates, RNG, config)", fw.get("tls_context_gc_bytes"), "bytes"),
+            (f"  a handshake in a {fw.get('tls_handshake_in_heap', '16k')} heap: its record buffers are outside",
+             "ok" if fw.get("tls_handshake_in_heap") else None, ""),
             ("smallest heap, analyzers given as profiles (19 params)", fw.get("profiles_config_heap_needed"), ""),
             ("smallest heap, loop with signed commands arriving (cmd -> ack)", fw.get("commands_heap_needed"), ""),
             ("  command publish -> its ack at the sender, p50", fw.get("command_ack_p50_ms"), "ms"),

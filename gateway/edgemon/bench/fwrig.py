@@ -6,6 +6,7 @@ hil_tests (the virtual board)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import shutil
@@ -101,6 +102,61 @@ def start_mosquitto(work: Path):
     raise RuntimeError("mosquitto did not start")
 
 
+def tls_files(work: Path) -> dict:
+    """A CA, the broker's certificate (127.0.0.1, localhost) and one node certificate made by
+    edgemon.pki, and the node's copies as DER (what mbedTLS on the MicroPython unix port reads; the
+    firmware also takes the PEM files as they are). Returns the paths: ca, server_cert, server_key
+    (PEM, for Mosquitto), node_ca, node_cert, node_key (DER, for the node's mqtt.tls)."""
+    from ..pki import CertificateAuthority
+    from ..nodetls import write_node_tls
+
+    d = work / "pki"
+    ca = CertificateAuthority(d / "ca")
+    if not ca.cert_path.exists():
+        ca.init()
+    srv = ca.server(d / "ca", ["127.0.0.1", "localhost"])
+    node = ca.node(d / "issued", "bench", "fw")
+    out = {"ca": ca.cert_path, "server_cert": srv.cert, "server_key": srv.key}
+    for k, v in write_node_tls(d / "node", ca.cert_path, node.cert, node.key).items():
+        out["node_" + k] = Path(v)
+    return out
+
+
+def start_mosquitto_tls(work: Path, files: dict):
+    """A Mosquitto with one TLS listener only (TLS 1.2 and up, anonymous), the broker certificate
+    from tls_files(): (process, port)."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = work / "mosquitto-tls.conf"
+    # (stay the user we are: as root Mosquitto drops to `mosquitto`, which cannot read the 0600 key)
+    conf.write_text(f"user {getpass.getuser()}\n"
+                    f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"
+                    f"cafile {files['ca']}\ncertfile {files['server_cert']}\nkeyfile {files['server_key']}\n"
+                    "tls_version tlsv1.2\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("mosquitto (TLS) did not start")
+
+
+def with_tls(cfg: Path, port: int, files: dict) -> Path:
+    """The bench node's config with its MQTT link over TLS (CA pinned, no client certificate) to port."""
+    d = json.loads(cfg.read_text())
+    d["mqtt"]["port"] = port
+    d["mqtt"]["tls"] = {"ca": str(files["node_ca"])}
+    p = cfg.with_name("node-tls.json")
+    p.write_text(json.dumps(d))
+    return p
+
+
 def bench_node_config(work: Path, slave_port: int, mqtt_port: int, poll_s: float) -> Path:
     analyzers = []
     for a in range(4):
@@ -163,4 +219,7 @@ def heap_run(mpy: Path, cfg: Path, work: Path, heap: str, cycles: int, mode: str
             "start_live": int(started.group(1)) if started else None,
             "modules": started.group(2).split(",") if started else [], "wall_s": wall,
             "memory_errors": out.count("MemoryError"), "cycles": len(peaks),
+            # the link itself: connect/publish failures, and whether the last cycle had it up
+            "mqtt_errors": len(re.findall(r"^error mqtt", r.stdout, re.M)),
+            "mqtt_up_at_end": r.stdout.rstrip().endswith("mqtt=up"),
             "tail": "" if ok else out[-600:]}
