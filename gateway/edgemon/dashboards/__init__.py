@@ -42,10 +42,17 @@ def dump(model: dict) -> str:
 
 
 def write_dashboards(setup: Setup, out_dir: str | Path) -> list[Path]:
+    """Every dashboard checked against Grafana's model (model_check.py), then written."""
+    from .model_check import problems
+    models = build_all(setup)
+    for key, model in models.items():
+        found = problems(model)
+        if found:
+            raise ValueError(f"{FILES[key]}: not a valid Grafana dashboard: " + "; ".join(found))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for key, model in build_all(setup).items():
+    for key, model in models.items():
         path = out / FILES[key]
         path.write_text(dump(model), encoding="utf-8")
         paths.append(path)
