@@ -6,6 +6,7 @@ sections of results/bench.json (shape: docs/ARCHITECTURE.md section 8):
   firmware  the node's heap (smallest -X heapsize that holds), Modbus CPU, flash use, replay speed
   gateway   throughput, loss, memory and latency under 1,000 sites; raw InfluxDB and broker references
   alarm     breaching record -> SMS PDU at the modem, under that load and with no load
+  aggregates  the HJ 212 aggregator's records/s on its SQLite store; bare SQLite and the nominal load
   report    (after them) the one table of figure / reference / ratio: results/bench.md and .png
 
 Examples:
@@ -22,7 +23,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path("results")
-PARTS = ("e2e", "firmware", "gateway", "alarm")  # edgemon/bench/<part>.py
+PARTS = ("e2e", "firmware", "gateway", "alarm", "aggregates")  # edgemon/bench/<part>.py
 
 
 def main(argv=None):

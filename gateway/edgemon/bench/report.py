@@ -67,6 +67,14 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
                         f"{f['replay_day_10s_60k_records_per_s']:,.0f}",
                         f"the same at 128k: {f['replay_day_10s_128k_records_per_s']:,.0f}",
                         f"{f['replay_day_10s_60k_records_per_s'] / f['replay_day_10s_128k_records_per_s']:.2f}"))
+    ag = results.get("aggregates")
+    if ag:
+        out.append(("HJ 212 aggregator, records/s (5 readings each, one SQLite transaction per record)",
+                    f"{ag['records_per_s']:,.0f}",
+                    f"bare SQLite, same transactions: {ag['reference_sqlite_bare_transactions_per_s']:,.0f}",
+                    f"{ag['records_per_s'] / ag['reference_sqlite_bare_transactions_per_s']:.2f}"))
+        out.append(("", "", f"nominal load (1,000 sites every 10 s): {ag['reference_nominal_records_per_s']:,.0f}",
+                    f"{ag['records_per_s'] / ag['reference_nominal_records_per_s']:.1f}"))
     return out
 
 
