@@ -137,14 +137,15 @@ def load_setup(path: str | Path) -> Setup:
     problems.raise_if_any()
     if alarms_path:
         alarms = alarms_config.load(alarms_path)  # raises ConfigError naming alarms.toml or the profile
+        raw_alarms = tomllib.loads(alarms_path.read_text("utf-8"))  # each site's profile as written (id or path)
 
     sites = []
     for sid, s in settings.items():
         info = SiteInfo(id=sid, name=sid, nodes=list(s["nodes"]), poll_s=float(s["poll_s"]))
         sc = alarms.sites.get(sid) if alarms else None
         if sc is not None:
-            prof = alarms_config.load_profile(alarms_config.profile_path(sc.site.profile, alarms.path.parent)) \
-                if sc.site.profile else None
+            spec = ((raw_alarms.get("sites") or {}).get(sid) or {}).get("profile")
+            prof = alarms_config.load_profile(alarms_config.profile_path(spec, alarms.path.parent)) if spec else None
             info.name = sc.site.name
             info.profile = sc.site.profile
             info.profile_title = prof.title if prof else sc.site.profile
