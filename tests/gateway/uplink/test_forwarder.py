@@ -101,6 +101,11 @@ def test_platform_outage_keeps_everything_and_delivers_each_once(sim, tmp_path):
         sim.set_down(False)
         assert sim.wait_for(lambda: fw.queue.count() == 0, 10)
         qns = Counter(r.packet.qn for r in sim.data() if r.answer == "9014")
+        from edgemon.dev import faultlog
+        faultlog.record({"scenario": "hj212_platform_outage_with_gateway_restart",
+                         "faults": ["HJ 212 platform down (connections refused)", "gateway restarted during it"],
+                         "produced": 6, "stored": len(qns), "lost": 6 - len(qns),
+                         "duplicated": sum(n - 1 for n in qns.values())})
         assert len(qns) == 6 and set(qns.values()) == {1}  # every packet answered exactly once
         avgs = [r.packet.cp.pollutants()["w01018"]["Avg"] for r in sim.data()]
         assert avgs == ["20", "21", "22", "23", "24", "25"]  # in order
