@@ -8,6 +8,7 @@ requests are answered by requests.py; history from InfluxDB's `aggregate` points
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -153,9 +154,10 @@ class Forwarder:
         for name in s.platforms:
             platform = self.settings.platforms[name]
             packet = make(platform.version, self.qns.next(now))
-            try:
-                items.append((name, packet.cn, packet.qn, packet.wants_reply, self._encode(platform, packet)))
-            except ValueError as exc:  # over 1,024 bytes: not sendable as one packet
+            try:  # over 1,024 bytes as sent: PNUM/PNO parts, each its own QN and 9014
+                parts = P.split(packet, lambda: self.qns.next(now), self._size_as_sent(platform))
+                items += [(name, p.cn, p.qn, p.wants_reply, self._encode(platform, p)) for p in parts]
+            except ValueError as exc:  # one item alone over 1,024 bytes: not sendable
                 log.error("uplink: %s CN=%s for %s not sent: %s", s.site, packet.cn, name, exc)
         self.queue.put(items)
 
@@ -178,14 +180,25 @@ class Forwarder:
                     where = "platform:" + platform.name if key in ("over_time_s", "re_count") else site.site
                     self.state.setdefault(where, {})[key] = v
                 store.write_json(self.state_dir / STATE_FILE, self.state)
-            return [self._as_sent(platform, pk) for pk in out.packets]
+            size = self._size_as_sent(platform)
+            sent = []
+            for pk in out.packets:  # a history packet over 1,024 bytes as sent: PNUM/PNO parts, the request's QN
+                try:
+                    sent += [self._as_sent(platform, part) for part in P.split(pk, None, size)]
+                except ValueError as exc:
+                    log.error("uplink %s: %s CN=%s not sent: %s", platform.name, site.site, pk.cn, exc)
+            return sent
         return answer
 
     def _as_sent(self, platform: PlatformSettings, packet: Packet) -> Packet:
         """The packet as this platform takes it: 2025 with a key: the CP of data commands SM4-encrypted."""
         if platform.version == "2025" and platform.sm4_key and encrypted(packet.cn):
-            packet.cp = EncryptedCP(encrypt_cp(packet.cp.encode(), platform.sm4_key, platform.sm4_padding))
+            return dataclasses.replace(packet, cp=EncryptedCP(encrypt_cp(packet.cp.encode(), platform.sm4_key,
+                                                                          platform.sm4_padding)))
         return packet
+
+    def _size_as_sent(self, platform: PlatformSettings):
+        return lambda p: len(self._as_sent(platform, p).data_segment().encode("utf-8"))
 
     def _heartbeat_of(self, platform: PlatformSettings):
         sites = [s for s in self.settings.sites.values() if platform.name in s.platforms]

@@ -11,7 +11,7 @@ from ..aggregates.periods import local_text, zone
 from ..aggregates.stats import Value
 from ..contract import Reading
 from ..hj212.cp import CP
-from ..hj212.packet import FLAG_REPLY, Packet, qn_at
+from ..hj212.packet import FLAG_REPLY, FLAG_SPLIT, MAX_DATA, Packet, qn_at
 from .settings import SiteSettings
 
 VERSION_BITS = {"2017": 1, "2025": 2}  # Flag = V << 2 | D << 1 | A: 2017 -> 4/5, 2025 -> 8/9
@@ -44,6 +44,44 @@ class QNs:
             self._last = max(now_ms, self._last + 1)
             ms = self._last
         return qn_at(datetime.fromtimestamp(ms / 1000, zone(self.tz)))
+
+
+def _size(p: Packet) -> int:
+    return len(p.data_segment().encode("utf-8"))
+
+
+def split(packet: Packet, next_qn=None, size=_size) -> list[Packet]:
+    """The packet itself when its data segment fits the standard's 1,024 bytes, else its parts:
+    the Flag's D bit, PNUM (how many) and PNO (which, from 1), each part with the CP's top-level
+    fields (DataTime) and as many whole pollutant groups as fit. next_qn: a QN for each part after
+    the first (uploads: each part is answered 9014 on its own QN); None: every part keeps the
+    packet's QN (history answered to one request). size: the data segment's bytes as sent (an
+    encrypted CP is longer). ValueError when one pollutant alone does not fit."""
+    if size(packet) <= MAX_DATA:
+        return [packet]
+    top = [g for g in packet.cp.groups if not any("-" in k for k, _ in g)]
+    items = [g for g in packet.cp.groups if any("-" in k for k, _ in g)]
+    flag = (packet.flag or 0) | FLAG_SPLIT
+
+    def part(groups, pnum=9999, pno=9999):  # the widest PNUM/PNO while measuring
+        return Packet(st=packet.st, cn=packet.cn, mn=packet.mn, pw=packet.pw, qn=packet.qn, flag=flag,
+                      pnum=pnum, pno=pno, cp=CP(top + groups), extra=list(packet.extra))
+
+    chunks: list[list] = []
+    for g in items:
+        if chunks and size(part(chunks[-1] + [g])) <= MAX_DATA:
+            chunks[-1].append(g)
+            continue
+        if size(part([g])) > MAX_DATA:
+            raise ValueError(f"CN={packet.cn}: the item {g[0][0]} alone is over {MAX_DATA} bytes with the header")
+        chunks.append([g])
+    parts = []
+    for i, groups in enumerate(chunks, 1):
+        p = part(groups, len(chunks), i)
+        if i > 1 and next_qn is not None:
+            p.qn = next_qn()
+        parts.append(p)
+    return parts
 
 
 def _packet(site: SiteSettings, version: str, cn: str, qn: str, cp: CP, reply: bool, st: str | None = None) -> Packet:

@@ -180,3 +180,34 @@ def test_hj212_2025_flag_and_sm4_encrypted_cp(sim, tmp_path):
         assert decrypt_cp(text, KEY) == "DataTime=20261206100000;w01018-Min=21.5,w01018-Avg=22.5,w01018-Max=23.5,w01018-Flag=N"
     finally:
         fw.stop()
+
+
+def _many(n, flag="N"):
+    codes = [f"a{k:05d}" for k in range(n)]
+    return codes, [Point("plant", "n1", c, "hour", T0, value(1000.1234 + k, flag, cou=12345.6789)) for k, c in
+                   enumerate(codes)]
+
+
+@pytest.mark.parametrize("version,key", [("2017", None), ("2025", KEY)])
+def test_an_hour_over_1024_bytes_goes_in_parts_each_answered_on_its_own_qn(sim, tmp_path, version, key):
+    codes, points = _many(30)
+    fw = forwarder(sim, tmp_path, version=version, key=key)
+    try:
+        fw.on_aggregates(points)
+        assert sim.wait_for(lambda: fw.queue.count() == 0 and len(sim.data("2061")) > 1, 10)
+        parts = sim.data("2061")
+        assert all(r.answer == "9014" for r in parts) and len({r.packet.qn for r in parts}) == len(parts)
+        assert [r.packet.pno for r in parts] == list(range(1, len(parts) + 1))
+        assert {r.packet.pnum for r in parts} == {len(parts)} and all(r.packet.flag & 2 for r in parts)
+        assert all(len(r.raw) <= 1036 for r in parts), [len(r.raw) for r in parts]
+        got = {}
+        for r in parts:
+            cp = r.packet.cp
+            if key is not None:
+                from edgemon.hj212.cp import CP
+                cp = CP.parse(decrypt_cp(cp.text, key, "zero"))
+            assert cp.get("DataTime") == "20261206100000"
+            got.update(cp.pollutants())
+        assert sorted(got) == codes and got["a00007"]["Avg"] == "1007.1234"
+    finally:
+        fw.stop()
