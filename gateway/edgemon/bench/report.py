@@ -62,6 +62,10 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     if f:
         out.append(("firmware heap peak, poll loop (bytes)", f"{f['heap_peak_bytes']:,}",
                     f"board heap: {HEAP_BUDGET:,}", f"{f['heap_peak_bytes'] / HEAP_BUDGET:.2f}"))
+        if "tls_heap_peak_bytes" in f:
+            out.append((f"firmware heap peak, poll loop over TLS, CA pinned (bytes; held at {f['tls_heap_size_needed']})",
+                        f"{f['tls_heap_peak_bytes']:,}", f"board heap: {HEAP_BUDGET:,}",
+                        f"{f['tls_heap_peak_bytes'] / HEAP_BUDGET:.2f}"))
         if "replay_day_10s_128k_records_per_s" in f:
             out.append(("replay of a day's backlog (10 s poll), records/s at 60k heap",
                         f"{f['replay_day_10s_60k_records_per_s']:,.0f}",
