@@ -115,6 +115,7 @@ def test_make_demo_from_a_fresh_copy_as_the_readme_says(tmp_path):
     text = out.text()
     assert "no terminal: progress as plain lines" in text
     assert "(Beijing time, UTC+8)" in text
+    assert f"Grafana provisioning: {root.resolve() / 'server' / 'grafana' / 'provisioning'} (dashboards built into" in text
 
     summary = json.loads((root / "run" / "demo" / "summary.json").read_text())
     assert summary["failure"] is None and summary["stopped_by"] == "SIGINT"

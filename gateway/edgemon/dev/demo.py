@@ -107,6 +107,7 @@ class Demo:
         self.nodes: dict[tuple[str, str], FirmwareProcess] = {}
         self.gateway: subprocess.Popen | None = None
         self.platform: PlatformSimulator | None = None
+        self.grafana = None  # dashboards.grafana_local.LocalGrafana
         self.started = time.time()
         self.first_record_at: float | None = None
         self.phase = {(s.site, a.name, p): random.uniform(0, 2 * math.pi)
@@ -134,6 +135,11 @@ class Demo:
         gw_toml = write_gateway_files(self.run_dir, self.stack, keys, self.modem.path, self.poll_s,
                                       self.platform.port)
         self.gateway_toml = gw_toml
+        from ..dashboards.grafana_local import prepare, start_if_installed  # the inspectors' dashboards
+        self.grafana = start_if_installed(prepare(self.run_dir, gw_toml, self.stack.influx.url,
+                                                  self.stack.influx.database), self.run_dir)
+        for text in self.grafana.lines():
+            console.print(text, soft_wrap=True, markup=False, highlight=False)
         env = dict(os.environ, EDGEMON_MQTT_PASSWORD=self.stack.gateway_password)
         with open(self.run_dir / "gateway.log", "a") as gw_log:
             self.gateway = subprocess.Popen([sys.executable, "-m", "edgemon.cli", "gateway", "run", "--config",
@@ -272,6 +278,8 @@ class Demo:
             bus.stop()
         if self.platform:
             self.platform.stop()
+        if self.grafana:
+            self.grafana.stop()
         if self.modem:
             self.modem.stop()
         pids += [p.pid for p in (self.stack.mosquitto.proc, self.stack.influx.proc) if p]
@@ -364,6 +372,8 @@ def run_demo(run_dir: Path, duration_s: float | None = None, poll_s: float = 2.0
         except Exception as exc:  # noqa: BLE001 - the report must not hide the rest of the summary
             summary["report_error"] = f"{type(exc).__name__}: {exc}"
             console.print(f"daily report failed: {summary['report_error']}", soft_wrap=True)
+        summary["grafana"] = ({"provisioning": str(demo.grafana.provisioning), "url": demo.grafana.url}
+                              if demo.grafana else None)
         summary["heap_peak"] = {f"{s}/{n}": p.heap_peak for (s, n), p in demo.nodes.items()}
         summary["heap_limit"] = heap_limit_bytes()
         summary["pids"] = demo.stop()
