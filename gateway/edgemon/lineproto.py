@@ -135,7 +135,7 @@ def node_line(
     fields: dict[str, object] = {"online": status.state == "online"}
     if status.fw is not None:
         fields["fw"] = status.fw
-    for name in ("heap", "rssi", "queue"):
+    for name in ("heap", "rssi", "queue", "up"):  # up: seconds since the node booted
         value = getattr(status, name)
         if value is not None:
             fields[name] = float(value)

@@ -295,7 +295,8 @@ def fl_status(w, panel, target, series, tr, chosen):
     assert set(got) == set(want)
     for k, st in want.items():
         r = got[k]
-        assert (r["fw"], r["heap"], r["rssi"], r["queue"], r["clock_offset_ms"]) == (st.fw, st.heap, st.rssi, st.queue, 120.0)
+        assert (r["fw"], r["up"], r["heap"], r["rssi"], r["queue"], r["clock_offset_ms"]) == \
+            (st.fw, st.up, st.heap, st.rssi, st.queue, 120.0)
 
 
 def fl_online(w, panel, target, series, tr, chosen):

@@ -86,7 +86,7 @@ def test_line_needs_a_field():
 def test_node_line_online():
     status = parse_status(b'{"state":"online","fw":"1.2.0","up":3600,"heap":81234,"rssi":-67,"queue":3,"clk":"ntp"}')
     assert node_line("qd", "n01", status, 1764000000123) == (
-        'node,node=n01,site=qd online=true,fw="1.2.0",heap=81234.0,rssi=-67.0,queue=3.0 1764000000123'
+        'node,node=n01,site=qd online=true,fw="1.2.0",heap=81234.0,rssi=-67.0,queue=3.0,up=3600.0 1764000000123'
     )
 
 

@@ -1,11 +1,10 @@
 """设备健康 (fleet health), per node: firmware version, online, free heap, WiFi signal, records
 waiting in the flash queue, clock offset (from the `node` points the gateway writes from the
-signed statuses and from each record's time against its arrival), and when it last booted.
+signed statuses and from each record's time against its arrival), its uptime and when it last booted.
 
-Uptime: the node's status carries `up`, but the gateway does not write it to InfluxDB
-(lineproto.node_line), so no panel can show it. What is shown instead is the time of the node's
-last `boot` event (`event`, kind=boot, at the node's own clock) as "how long ago": the time since
-the last boot is the uptime, as long as the boot event reached the gateway."""
+Uptime: the `up` field of the `node` points (seconds since boot, from the node's status), and the
+time of the node's last `boot` event (`event`, kind=boot, at the node's own clock) as "how long
+ago" with the number of boots in the time range (a node that keeps restarting)."""
 
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ SERIES = [  # field, title, unit, description
 
 
 def status_query() -> str:
-    fields = ", ".join(f'last("{f}") AS "{f}"' for f in ("fw", "heap", "rssi", "queue", "clock_offset_ms"))
+    fields = ", ".join(f'last("{f}") AS "{f}"' for f in ("fw", "up", "heap", "rssi", "queue", "clock_offset_ms"))
     return f'SELECT {fields} FROM "node" WHERE {where(SITE_RE, "$timeFilter")} {NODE_TAGS}'
 
 
@@ -58,12 +57,13 @@ def _site_node(setup):
 
 def status_panel(setup) -> table.Panel:
     return (table.Panel().title("节点状态（时间范围内最新）")
-            .description("固件版本、空闲内存、信号、待发记录、时钟偏差：各取时间范围内最新的值。")
+            .description("固件版本、运行时长、空闲内存、信号、待发记录、时钟偏差：各取时间范围内最新的值。")
             .with_target(Target("A", status_query(), table=True))
             .with_target(Target("B", online_query(), table=True))
             .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
             .overrides([*_site_node(setup), style.column("Time", ("custom.hidden", True)),
                         style.column("fw", ("displayName", "固件")),
+                        style.column("up", ("displayName", "运行时长"), ("unit", "s")),
                         style.column("online", ("displayName", "在线"), ("mappings", [style.online_mapping()]),
                                      ("custom.cellOptions", {"type": "color-background"})),
                         style.column("heap", ("displayName", "空闲内存"), ("unit", "bytes")),
