@@ -79,7 +79,15 @@ def test_shipped_example_config_is_valid(monkeypatch):
                                     ("laixi-river", "node02", 60.0)]
     conf = (example.parent / "mosquitto.conf").read_text()
     assert "max_queued_messages 1000000" in conf and "persistence true" in conf
-    # Plain MQTT, no ACL yet: every listener is bound to an interface, by default loopback only.
-    listeners = [ln.split() for ln in conf.splitlines() if ln.startswith("listener")]
-    assert listeners == [["listener", "1883", "127.0.0.1"]]
+    # Plain MQTT only on loopback (the gateway on this host); every listener reachable from elsewhere
+    # is TLS (a certfile before the next listener); anonymous clients refused, the ACL enforced.
+    blocks = [b.splitlines() for b in ("\n" + conf).split("\nlistener ")[1:]]
+    assert blocks, "no listener"
+    for b in blocks:
+        port_addr = b[0].split()
+        tls = any(ln.startswith("certfile ") for ln in b)
+        assert tls or port_addr[1:] == ["127.0.0.1"], f"plain MQTT listener {b[0]!r} not bound to loopback"
+    assert [b[0] for b in blocks] == ["1883 127.0.0.1", "8883"]
+    lines = conf.splitlines()
+    assert "allow_anonymous false" in lines and "acl_file /etc/mosquitto/acl" in lines
     assert "allow_anonymous false" in conf
