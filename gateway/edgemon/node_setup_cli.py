@@ -89,6 +89,10 @@ The inventory (TOML, `format = 1`) lists a bureau's sites, nodes and analyzers; 
 the docstring of edgemon/nodeconfig.py and in README "Commissioning a site". The result is checked
 by the firmware's own validator with its profiles: a bad one is refused, every problem named with
 its field and fix, and nothing is written.
+MQTT over TLS: give the broker's CA in the inventory's broker table (tls_ca = ".../ca.crt", and
+tls_mutual = true for the node's own certificate from `edgemon node provision --ca`). node.json then
+names /certs/ca.der (and /certs/node.der, /certs/node.key.der), and their DER copies are written
+beside it in SITE.NODE.certs/ (key 0600); `edgemon node deploy` copies them to the board's /certs.
 Exit codes: 0 written, 1 refused (nothing written), 2 bad usage.""")
 @click.option("--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="the site inventory (TOML)")
@@ -101,7 +105,7 @@ Exit codes: 0 written, 1 refused (nothing written), 2 bad usage.""")
 def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, output: Path | None):
     """Write SITE/NODE's node.json from the site inventory, checked as the firmware checks it."""
     from .configschema import ConfigError, report
-    from .nodeconfig import node_config, read_secrets
+    from .nodeconfig import certs_dir, node_config_files, read_secrets
     from .provision import write_private
 
     try:
@@ -109,15 +113,26 @@ def config_cmd(inventory: Path, secrets_path: Path, site: str, node_name: str, o
         if (secrets.get("site"), secrets.get("node")) != (site, node_name):
             raise click.ClickException(f"{secrets_path}: the secrets of {secrets.get('site')}/{secrets.get('node')}, "
                                        f"not {site}/{node_name}; fix: give {site}.{node_name}.secrets.json")
-        cfg, checked = node_config(inventory, site, node_name, secrets)
+        cfg, checked, tls_src = node_config_files(inventory, site, node_name, secrets, secrets_path=secrets_path)
     except ConfigError as exc:
         raise click.ClickException(report(exc)) from None
     out = output or Path(f"{site}.{node_name}.json")
+    tls_note = ""
+    if tls_src:
+        from .nodetls import write_node_tls
+
+        certs = certs_dir(out)
+        written = write_node_tls(certs, tls_src["ca"], tls_src.get("cert"), tls_src.get("key"))
+        for stale in ("node.der", "node.key.der"):  # from an earlier mutual config: deploy copies only what is named
+            if stale not in {Path(v).name for v in written.values()}:
+                (certs / stale).unlink(missing_ok=True)
+        tls_note = (f", TLS with the CA pinned{' and the node certificate (mutual)' if 'cert' in written else ''}: "
+                    f"{', '.join(Path(v).name for v in written.values())} in {certs}/ for the board's /certs")
     write_private(out, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
     params = sum(len(a["values"]) for a in checked["analyzers"])
     click.echo(f"{out}: {site}/{node_name}, {len(cfg['analyzers'])} analyzer(s), {params} parameter(s), "
-               f"poll {cfg['poll_s']} s, broker {cfg['mqtt']['host']}:{cfg['mqtt']['port']}; checked by the "
-               f"firmware's validator (mode 0600: it holds the node's password and key)")
+               f"poll {cfg['poll_s']} s, broker {cfg['mqtt']['host']}:{cfg['mqtt']['port']}{tls_note}; checked by "
+               f"the firmware's validator (mode 0600: it holds the node's password and key)")
 
 
 def build_image(target: str, src: Path | None = None) -> tuple[Path, dict]:

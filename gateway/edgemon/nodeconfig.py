@@ -17,7 +17,24 @@ A site inventory (TOML, one file for a bureau) lists sites, their nodes and anal
     ]
 
 An analyzer may give its own `transport` instead of the node's `bus`, and any firmware analyzer field
-(`timeout_ms`, `retries`, `override`, ...). `format` is required: a file without it, or written for a
+(`timeout_ms`, `retries`, `override`, ...). `broker` also takes the firmware's `keepalive`, `timeout_ms`,
+`clean_session`, `client_id`; a node's `broker` replaces the site's whole (TLS settings included).
+
+MQTT over TLS (firmware/README.md, "MQTT over TLS"): the broker's CA is pinned on the node.
+
+    broker = { host = "mqtt.bureau.example", port = 8883, tls_ca = "/etc/edgemon/ca/ca.crt" }
+    broker = { host = "10.20.0.5", tls_ca = "ca/ca.crt", tls_mutual = true, tls_server_hostname = "mqtt.bureau.example" }
+
+- `tls_ca`: the CA that signed the broker's certificate, a PEM file on this PC (`edgemon broker ca
+  init`'s ca.crt; a relative path is relative to the inventory's folder). With it the port is 8883
+  unless given, node.json gets `mqtt.tls = {"ca": "/certs/ca.der"}`, and the DER copy is written
+  beside node.json in `<node.json without .json>.certs/` (e.g. qd-plant.node01.certs/ca.der), which
+  `edgemon node deploy` copies to the board's /certs/.
+- `tls_mutual = true` (default false): the node also shows its own certificate: SITE.NODE.crt and
+  .key beside the secrets file (`edgemon node provision --ca CA_DIR` writes them), checked against
+  tls_ca; they go out as node.der and node.key.der (mode 0600), named mqtt.tls.cert and .key.
+- `tls_server_hostname`: the name the broker's certificate is checked against when `host` is not
+  in it (default: host). `format` is required: a file without it, or written for a
 newer edgemon, is refused rather than read by guesswork (format 1 is the first; a format 2 will come
 with its migration here). Every problem is reported at once as `FILE: field: what; fix: ...`."""
 
@@ -35,6 +52,17 @@ from .configschema import ConfigError, Problems
 FORMAT = 1
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 NODE_KEYS = ("poll_s", "broker", "wifi", "bus", "analyzers", "status_s", "ntp", "queue", "watchdog_s")
+BROKER_FW_KEYS = ("keepalive", "timeout_ms", "clean_session", "client_id")  # passed to node.json's mqtt as they are
+BROKER_TLS_KEYS = ("tls_ca", "tls_mutual", "tls_server_hostname")
+BROKER_KEYS = ("host", "port") + BROKER_FW_KEYS + BROKER_TLS_KEYS
+CERTS_SUFFIX = ".certs"  # qd-plant.node01.json -> qd-plant.node01.certs/ (the DER files for the board's /certs)
+
+
+def certs_dir(node_json: Path) -> Path:
+    """Where `edgemon node config` writes the node's TLS files for NODE_JSON (and deploy finds them)."""
+    node_json = Path(node_json)
+    return node_json.with_name(node_json.stem + CERTS_SUFFIX) if node_json.suffix == ".json" else \
+        node_json.with_name(node_json.name + CERTS_SUFFIX)
 
 
 def _firmware_validator():
@@ -50,6 +78,94 @@ def node_config(inventory: Path, site: str, node: str, secrets: dict[str, Any] |
                 env: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the node.json dict for SITE/NODE as written, the same as the firmware reads it: defaults
     filled, profiles applied). ConfigError lists every problem."""
+    cfg, checked, _ = node_config_files(inventory, site, node, secrets, env)
+    return cfg, checked
+
+
+def _tls_sources(p: Problems, inventory: Path, broker: dict[str, Any], field: str, site: str, node: str,
+                 secrets_path: Path | None) -> dict[str, Path]:
+    """The PEM files on this PC for the node's mqtt.tls ({"ca": ..., ["cert": ..., "key": ...]}),
+    each checked (readable, a certificate or key, the node's signed by the CA); problems go to p."""
+    from cryptography import x509  # noqa: PLC0415  (only with TLS)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    out: dict[str, Path] = {}
+    ca_v, mutual = broker.get("tls_ca"), broker.get("tls_mutual", False)
+    if not isinstance(mutual, bool):
+        p.add(f"{field}.tls_mutual", f"must be true or false, got {mutual!r}",
+              "tls_mutual = true (the node shows its certificate) or leave it out")
+        mutual = False
+    if "tls_server_hostname" in broker and (not isinstance(broker["tls_server_hostname"], str)
+                                            or not broker["tls_server_hostname"]):
+        p.add(f"{field}.tls_server_hostname", f"must be a host name, got {broker['tls_server_hostname']!r}",
+              'e.g. tls_server_hostname = "mqtt.bureau.example" (a name in the broker\'s certificate), or leave it out')
+    if ca_v is None:
+        for k in ("tls_mutual", "tls_server_hostname"):
+            if k in broker:
+                p.add(f"{field}.{k}", "given without tls_ca (TLS is only used with the broker's CA pinned)",
+                      'add tls_ca = "/etc/edgemon/ca/ca.crt" (`edgemon broker ca init`\'s ca.crt), or remove ' + k)
+        return out
+    if not isinstance(ca_v, str) or not ca_v:
+        p.add(f"{field}.tls_ca", f"must be the path of the CA's certificate (PEM), got {ca_v!r}",
+              'e.g. tls_ca = "/etc/edgemon/ca/ca.crt" (`edgemon broker ca init`\'s ca.crt)')
+        return out
+    ca_path = Path(ca_v).expanduser()
+    if not ca_path.is_absolute():
+        ca_path = inventory.resolve().parent / ca_path
+    ca_cert = None
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        out["ca"] = ca_path
+    except OSError as exc:
+        p.add(f"{field}.tls_ca", f"{ca_path}: cannot be read ({exc.strerror or exc})",
+              "give the broker CA's ca.crt (made by `edgemon broker ca init DIR`; relative paths are "
+              "relative to the inventory's folder)")
+    except ValueError:
+        p.add(f"{field}.tls_ca", f"{ca_path}: not a PEM certificate",
+              "give the CA's ca.crt as `edgemon broker ca init` wrote it (-----BEGIN CERTIFICATE-----)")
+    if not mutual:
+        return out
+    stem = f"{site}.{node}"
+    base = secrets_path.resolve().parent if secrets_path is not None else None
+    crt, key = (base / f"{stem}.crt", base / f"{stem}.key") if base else (None, None)
+    if crt is None or not crt.exists() or not key.exists():
+        where = f"{crt} and {key}" if crt else f"{stem}.crt/.key beside the secrets file"
+        p.add(f"{field}.tls_mutual", f"true, but the node's client certificate is not provisioned ({where}: not found)",
+              f"run `edgemon node provision --ca CA_DIR ... {site} {node}` (it writes {stem}.crt and .key beside "
+              f"{stem}.secrets.json), or set tls_mutual = false")
+        return out
+    try:
+        node_cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        node_key = serialization.load_pem_private_key(key.read_bytes(), None)
+    except (OSError, ValueError, TypeError) as exc:
+        p.add(f"{field}.tls_mutual", f"{crt} / {key}: not a PEM certificate and its unencrypted key ({exc})",
+              f"run `edgemon node provision --ca CA_DIR --rotate ... {site} {node}` for new ones")
+        return out
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if node_cert.public_key().public_bytes(*spki) != node_key.public_key().public_bytes(*spki):
+        p.add(f"{field}.tls_mutual", f"{key} is not the key of {crt}",
+              f"run `edgemon node provision --ca CA_DIR ... {site} {node}` again for a matching pair")
+        return out
+    if ca_cert is not None:
+        try:
+            node_cert.verify_directly_issued_by(ca_cert)
+        except Exception as exc:  # noqa: BLE001  (InvalidSignature, ValueError, TypeError: all a refusal)
+            p.add(f"{field}.tls_mutual", f"{crt} was not issued by tls_ca {ca_path} ({type(exc).__name__}"
+                  f"{': ' + str(exc) if str(exc) else ''})",
+                  "give the CA the broker uses as tls_ca, or provision the node with it (`edgemon node "
+                  "provision --ca` that CA's folder)")
+            return out
+    out["cert"], out["key"] = crt, key
+    return out
+
+
+def node_config_files(inventory: Path, site: str, node: str, secrets: dict[str, Any] | None,
+                      env: dict[str, str] | None = None, secrets_path: Path | None = None
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Path]]:
+    """node_config's two, and the PEM files on this PC the node's mqtt.tls copies come from
+    ({"ca": ..., ["cert": ..., "key": ...]}, empty without TLS; edgemon.nodetls.write_node_tls writes
+    their DER for the board). secrets_path: the secrets file, beside which provision wrote the node's
+    certificate. ConfigError lists every problem."""
     env = os.environ if env is None else env
     p = Problems(inventory)
     try:
@@ -86,14 +202,29 @@ def node_config(inventory: Path, site: str, node: str, secrets: dict[str, Any] |
     cfg: dict[str, Any] = {"site": site, "node": node, "poll_s": merged.get("poll_s", 10)}
     origin = {"poll_s": f"{where}.poll_s" if "poll_s" in n else f"sites.{site}.poll_s"}
     broker = merged.get("broker")
+    bfield = f"{where}.broker" if "broker" in n else f"sites.{site}.broker"
     if not isinstance(broker, dict) or "host" not in broker:
         p.add(f"{where}.broker", "missing: the MQTT broker the node publishes to",
               f'add broker = {{ host = "10.20.0.5", port = 1883 }} to [sites.{site}] or the node')
         broker = {}
-    cfg["mqtt"] = {"host": broker.get("host"), "port": broker.get("port", 1883)}
-    for k in ("keepalive", "timeout_ms", "clean_session", "client_id"):
+    for key in broker:
+        if key not in BROKER_KEYS:
+            p.add(f"{bfield}.{key}", "unknown field", f"known: {', '.join(BROKER_KEYS)}")
+    tls_src = _tls_sources(p, inventory, broker, bfield, site, node, secrets_path)
+    tls_on = "tls_ca" in broker
+    cfg["mqtt"] = {"host": broker.get("host"), "port": broker.get("port", 8883 if tls_on else 1883)}
+    for k in BROKER_FW_KEYS:
         if k in broker:
             cfg["mqtt"][k] = broker[k]
+    if tls_on:
+        from .nodetls import BOARD_DIR  # noqa: PLC0415
+
+        tls = {"ca": f"{BOARD_DIR}/ca.der"}
+        if broker.get("tls_mutual") is True:
+            tls.update(cert=f"{BOARD_DIR}/node.der", key=f"{BOARD_DIR}/node.key.der")
+        if isinstance(broker.get("tls_server_hostname"), str) and broker["tls_server_hostname"]:
+            tls["server_hostname"] = broker["tls_server_hostname"]
+        cfg["mqtt"]["tls"] = tls
     if secrets is not None:
         cfg["mqtt"]["user"] = secrets["mqtt"]["user"]
         cfg["mqtt"]["password"] = secrets["mqtt"]["password"]
@@ -138,14 +269,17 @@ def node_config(inventory: Path, site: str, node: str, secrets: dict[str, Any] |
     try:
         checked = validate(copy.deepcopy(cfg), str(FIRMWARE_DIR / "profiles"))
         p.raise_if_any()
-        return cfg, checked
+        return cfg, checked, tls_src
     except FwConfigError as exc:
         for field, reason in exc.errors:
             name = field.split(".", 1)[0].split("[", 1)[0]
             if field.startswith("analyzers"):
                 shown = f"{where}.{field}"
+            elif field.startswith("mqtt.tls"):
+                sub = field[9:]
+                shown = f"{bfield}.tls_mutual" if sub in ("cert", "key") else f"{bfield}.tls_{sub or 'ca'}"
             elif field.startswith("mqtt."):
-                shown = f"{where}.broker.{field[5:]}" if field[5:] not in ("user", "password") else \
+                shown = f"{bfield}.{field[5:]}" if field[5:] not in ("user", "password") else \
                     f"(secrets) mqtt.{field[5:]}"
             elif name in origin:
                 shown = origin[name]
