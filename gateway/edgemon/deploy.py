@@ -6,6 +6,9 @@ A deployed board holds (docs/ARCHITECTURE.md, "Commissioning"):
 - the ROMFS image from `edgemon node build` in its romfs partition, mounted at /rom: the firmware's
   .mpy files and profiles, executed in place (a 64k heap cannot hold them loaded);
 - /node.json from `edgemon node config` (the node's password and key: written only to the board);
+- with MQTT over TLS, the files node.json's mqtt.tls names (/certs/ca.der, and /certs/node.der,
+  /certs/node.key.der for mutual TLS), taken from the SITE.NODE.certs/ folder `edgemon node config`
+  wrote beside node.json (tls_files() says which; the CLI refuses when one is not there);
 - /main.py, a stub that has /slotboot.py choose the romfs partition (A/B, for updates) and starts
   boardmain from /rom (the board runs main.py from its filesystem after boot.py).
 
@@ -45,16 +48,52 @@ class Expected:
     size: int
 
 
-def expected_files(image_list: dict, node_json: bytes, slotboot: bytes) -> list[Expected]:
+def expected_files(image_list: dict, node_json: bytes, slotboot: bytes,
+                   extra: list[tuple[str, bytes]] = ()) -> list[Expected]:
     """What the board must hold after the deploy: every file of the image (the build's
-    <image>.files.json) under /rom, then /node.json, /main.py and /slotboot.py (firmware/slotboot.py)."""
+    <image>.files.json) under /rom, then /node.json, /main.py and /slotboot.py (firmware/slotboot.py),
+    then extra: (board path, bytes) of the node's TLS files (tls_files())."""
     files = image_list.get("files")
     if not isinstance(files, list) or not files:
         raise DeployError("the image's file list has no files: run `edgemon node build` again")
     out = [Expected("/rom/" + f["path"], f["sha256"], f["bytes"]) for f in files]
-    for path, data in (("/node.json", node_json), ("/main.py", MAIN_STUB), ("/slotboot.py", slotboot)):
+    for path, data in (("/node.json", node_json), ("/main.py", MAIN_STUB), ("/slotboot.py", slotboot), *extra):
         out.append(Expected(path, hashlib.sha256(data).hexdigest(), len(data)))
     return out
+
+
+TLS_FILE_KEYS = ("ca", "cert", "key")  # the mqtt.tls fields that name a file on the board (or hold inline PEM)
+
+
+def tls_files(cfg: dict) -> list[tuple[str, str]]:
+    """(mqtt.tls field, board path) of each file the node config's mqtt.tls names: what the deploy
+    copies beside /node.json. Inline PEM text (the firmware takes it too) is no file: left out."""
+    tls = (cfg.get("mqtt") or {}).get("tls")
+    if not isinstance(tls, dict):
+        return []
+    out = []
+    for k in TLS_FILE_KEYS:
+        v = tls.get(k)
+        if isinstance(v, str) and v and not v.startswith("-----"):
+            if not v.startswith("/") or v.startswith("/rom/") or v == "/node.json" or v.endswith("/"):
+                raise DeployError(f"node config's mqtt.tls.{k} is {v!r}: not a file the deploy can put on the board; "
+                                  f"make node.json with `edgemon node config` (it names /certs/...)")
+            out.append((k, v))
+    return out
+
+
+def mkdir_script(dirs: list[str], root: str = "") -> str:
+    """MicroPython code the board runs before files are copied into DIRS (mpremote's cp does not make
+    folders): each made if it is not there, parents first. root: as in hash_script."""
+    want: list[str] = []
+    for d in dirs:
+        parts = d.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/" + "/".join(parts[:i])
+            if p != "/" and p not in want:
+                want.append(p)
+    return "\n".join(["import os", f"for p in {want!r}:", " try:", f"  os.mkdir({root!r}+p)",
+                      " except OSError:", "  pass"]) + "\n"
 
 
 def check_node_json(data: bytes, site: str, node: str) -> dict:

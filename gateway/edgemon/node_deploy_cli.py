@@ -73,6 +73,10 @@ Steps, each shown: the node config checked (for SITE/NODE, with its key); the im
 /main.py copied; every file hashed on the board by the board and compared with the build's list
 (a mismatch stops here: the board is not reset); the board reset; its first status after the
 reset awaited on the broker, its signature checked with the node's key.
+MQTT over TLS: the files node.json's mqtt.tls names (/certs/ca.der, /certs/node.der,
+/certs/node.key.der) are copied from SITE.NODE.certs/ beside NODE_JSON (`edgemon node config`
+writes it) to the board's /certs and hashed with the rest; a file not there is refused before the
+board is touched.
 --virtual DIR deploys to a virtual board instead (python -m edgemon.dev.virtualboard DIR powers it).
 Exit codes: 0 the node is up, 1 refused or failed (one line says why), 2 bad usage,
 4 no status from the node within --wait, 5 a status not signed with the node's key.""")
@@ -92,9 +96,10 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
                node_name: str, node_json: Path):
     """Copy the image and node.json to a board, check every file on the board, reset, wait for it."""
     from .deploy import (MAIN_STUB, DeployError, check_node_json, compare, expected_files, forget_script, hash_script,
-                         parse_hashes)
+                         mkdir_script, parse_hashes, tls_files)
     from .dev.nodeproc import FIRMWARE_DIR
     from .node_cli import _load_gateway, verified_status
+    from .nodeconfig import certs_dir
 
     if (port is None) == (virtual is None):
         raise click.UsageError("give the board: --port /dev/ttyUSB0, or --virtual DIR")
@@ -109,12 +114,23 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
     try:
         data = node_json.read_bytes()
         _step(f"node config {node_json.name}")
-        check_node_json(data, site, node_name)
-        click.echo("ok")
+        node_cfg = check_node_json(data, site, node_name)
+        # the TLS files it names: from SITE.NODE.certs/ beside it, all there before the board is touched
+        tls_dir = certs_dir(node_json)
+        named = [(k, board_path, tls_dir / board_path.rsplit("/", 1)[1]) for k, board_path in tls_files(node_cfg)]
+        tls = [(board_path, local) for _, board_path, local in named]
+        missing = [f"mqtt.tls.{k} {board_path}: {local} is not there" for k, board_path, local in named
+                   if not local.is_file()]
+        if missing:
+            raise DeployError("the node config names TLS files that are not here (nothing was sent):\n  "
+                              + "\n  ".join(missing) + f"\n  fix: make {node_json.name} and its files with `edgemon "
+                              f"node config` (it writes them in {tls_dir.name}/ beside it), or copy them there")
+        tls_data = [(board_path, local.read_bytes(), local) for board_path, local in tls]
+        click.echo(f"ok (TLS: {', '.join(bp for bp, _ in tls)} from {tls_dir.name}/)" if tls else "ok")
         _step("image")
         image, listing = _image("pc" if virtual else "board", image)
         slotboot = (FIRMWARE_DIR / "slotboot.py").read_bytes()
-        want = expected_files(listing, data, slotboot)
+        want = expected_files(listing, data, slotboot, [(bp, d) for bp, d, _ in tls_data])
         click.echo(f"{image.name}, {len(listing['files'])} files, {listing['image_bytes']:,} bytes")
         if virtual:
             from .dev.virtualboard import VirtualBoardLink
@@ -131,7 +147,11 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
         _step("writing the romfs partition")
         link.write_romfs(image)
         click.echo("ok")
-        _step("copying /node.json, /main.py, /slotboot.py")
+        _step("copying /node.json, /main.py, /slotboot.py" + "".join(f", {bp}" for bp, _, _ in tls_data))
+        if tls_data:
+            link.run(mkdir_script(sorted({bp.rsplit("/", 1)[0] for bp, _, _ in tls_data} - {""}), link.root))
+            for board_path, tls_bytes, local in tls_data:
+                link.put(tls_bytes, board_path, local)
         link.put(data, "/node.json", node_json)
         link.put(slotboot, "/slotboot.py", FIRMWARE_DIR / "slotboot.py")
         import tempfile
@@ -176,7 +196,8 @@ def deploy_cmd(config: Path, port: str | None, virtual: Path | None, image: Path
             watch.event.clear()
         click.echo("none")
         click.echo(f"{site}/{node_name}: no status within {wait:g} s after the reset: the files are on the board "
-                   f"and checked; see what it prints (WiFi, broker address and account in {node_json.name})",
+                   f"and checked; see what it prints (WiFi, broker address and account{', TLS port and CA' if tls else ''} "
+                   f"in {node_json.name})",
                    err=True)
         sys.exit(EXIT_NO_STATUS)
     except DeployError as exc:
