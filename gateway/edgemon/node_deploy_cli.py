@@ -74,8 +74,8 @@ Steps, each shown: the node config checked (for SITE/NODE, with its key); the im
 (a mismatch stops here: the board is not reset); the board reset; its first status after the
 reset awaited on the broker, its signature checked with the node's key.
 MQTT over TLS: the files node.json's mqtt.tls names (/certs/ca.der, /certs/node.der,
-/certs/node.key.der) are copied from SITE.NODE.certs/ beside NODE_JSON (`edgemon node config`
-writes it) to the board's /certs and hashed with the rest; a file not there is refused before the
+/certs/node.key.der) are copied from the folder beside NODE_JSON named as it is with .certs for .json
+(`edgemon node config` writes it) to the board's /certs and hashed with the rest; a file not there is refused before the
 board is touched.
 --virtual DIR deploys to a virtual board instead (python -m edgemon.dev.virtualboard DIR powers it).
 Exit codes: 0 the node is up, 1 refused or failed (one line says why), 2 bad usage,

@@ -92,7 +92,7 @@ its field and fix, and nothing is written.
 MQTT over TLS: give the broker's CA in the inventory's broker table (tls_ca = ".../ca.crt", and
 tls_mutual = true for the node's own certificate from `edgemon node provision --ca`). node.json then
 names /certs/ca.der (and /certs/node.der, /certs/node.key.der), and their DER copies are written
-beside it in SITE.NODE.certs/ (key 0600); `edgemon node deploy` copies them to the board's /certs.
+beside it in <node.json's name without .json>.certs/ (key 0600); `edgemon node deploy` copies them to the board's /certs.
 Exit codes: 0 written, 1 refused (nothing written), 2 bad usage.""")
 @click.option("--inventory", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="the site inventory (TOML)")
