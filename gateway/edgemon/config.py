@@ -16,7 +16,6 @@ server/gateway.example.toml; `edgemon config schema gateway` prints the JSON Sch
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from .configschema import REQUIRED, ConfigError, Field, Problem, Problems, json_
 from .contract import ID_RE
 from .keys import load_keys
 from .quarantine import FILE_NAME as QUARANTINE_FILE
+from .config_secrets import secret as _secret, tls_files as _tls_files
 
 
 # What the running gateway takes: built from gateway.toml by load() below, or directly by tests and tools.
@@ -193,7 +193,6 @@ SITE = {
                   'load; "" when the site measures none', pattern=r"([a-z][0-9]{5})?",
                   expect='an HJ 212 code such as w00000, or ""'),
 }
-ENV_FIX = "export {name}=... in the gateway's environment (systemd: Environment= or EnvironmentFile=)"
 
 
 def schema() -> dict:
@@ -207,65 +206,6 @@ def schema() -> dict:
         "platforms": Field(dict, None, "[uplink.platforms.<name>]", map_of=PLATFORM),
         "sites": Field(dict, None, "[uplink.sites.<site>]", map_of=UPLINK_SITE, keys=ID_RE.pattern)})
     return json_schema(fields, "gateway.toml")
-
-
-def _secret(problems: Problems, section: str, table: dict, name: str, base: Path) -> str | None:
-    """The secret `name` from `{name}_env` (an environment variable), `{name}_file` (a file, its text
-    without the final newline) or `{name}` written in gateway.toml; at most one of the three."""
-    given = [k for k in (f"{name}_env", f"{name}_file", name) if table.get(k)]
-    if len(given) > 1:
-        problems.add(f"{section}.{given[0]}", "the secret is given " + " and ".join(given),
-                     f"keep one of them ({name}_env or {name}_file: the secret stays out of this file)")
-        return None
-    if table.get(f"{name}_env"):
-        var = table[f"{name}_env"]
-        value = os.environ.get(var)
-        if value is None:
-            problems.add(f"{section}.{name}_env", f"environment variable {var} is not set", ENV_FIX.format(name=var))
-        return value
-    if table.get(f"{name}_file"):
-        path = _relative(base, table[f"{name}_file"])
-        try:
-            value = path.read_text("utf-8").rstrip("\r\n")
-        except OSError as exc:
-            problems.add(f"{section}.{name}_file", f"{path}: {exc.strerror or exc}",
-                         "write the secret into that file (one line, mode 0600, readable by the gateway's user)")
-            return None
-        if not value:
-            problems.add(f"{section}.{name}_file", f"{path} is empty", "write the secret into it (one line)")
-            return None
-        return value
-    return table.get(name)
-
-
-def _relative(base: Path, value: str) -> Path:
-    p = Path(value)
-    return p if p.is_absolute() else base / p
-
-
-def _tls_files(problems: Problems, m: dict, base: Path) -> tuple[Path | None, Path | None, Path | None]:
-    """(ca, cert, key) for the MQTT link; (None, None, None) without TLS."""
-    if not m.get("tls"):
-        for k in ("ca_file", "cert_file", "key_file"):
-            if m.get(k):
-                problems.add(f"mqtt.{k}", "is set but mqtt.tls is false", "write tls = true under [mqtt] (port 8883), "
-                             f"or remove {k}")
-        return None, None, None
-    out = []
-    for k in ("ca_file", "cert_file", "key_file"):
-        path = _relative(base, m[k]) if m.get(k) else None
-        if path is not None and not path.is_file():
-            problems.add(f"mqtt.{k}", f"{path} not found", "write the path of the PEM file (made by `edgemon broker "
-                         "ca`), relative to this file or absolute")
-        out.append(path)
-    if out[0] is None:
-        problems.add("mqtt.ca_file", "missing: TLS needs the CA that signed the broker's certificate",
-                     'add ca_file = "/etc/edgemon/tls/ca.crt" under [mqtt] (the system CAs are not trusted here)')
-    if (out[1] is None) != (out[2] is None):
-        have, lack = ("cert_file", "key_file") if out[2] is None else ("key_file", "cert_file")
-        problems.add(f"mqtt.{lack}", f"missing: mutual TLS needs both, {have} is set",
-                     f"add {lack}, or remove {have} for TLS with a password")
-    return out[0], out[1], out[2]
 
 
 def load(path: str | Path, check_keys: bool = True, check_alarms: bool = True) -> LoadedConfig:

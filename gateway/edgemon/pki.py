@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,16 +44,9 @@ def _now() -> dt.datetime:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    from .provision import write_private  # tmp, fsync, rename, created with mode
+
+    write_private(path, data.decode("ascii"), mode)
 
 
 def _key_pem(key) -> bytes:

@@ -148,26 +148,7 @@ def _stop_process(proc: subprocess.Popen | None, timeout_s: float = 10.0):
         proc.wait(timeout=5)
 
 
-@dataclass
-class TlsListener:
-    """A second listener with TLS (files made by edgemon.pki); port 0: a free one at start.
-    mutual: clients must show a certificate of the CA, and its CN is their account (ACL user)."""
-
-    cafile: Path
-    certfile: Path
-    keyfile: Path
-    port: int = 0
-    mutual: bool = False
-    crlfile: Path | None = None
-
-    def lines(self) -> list[str]:
-        out = [f"listener {self.port} 127.0.0.1", f"cafile {self.cafile}", f"certfile {self.certfile}",
-               f"keyfile {self.keyfile}", "tls_version tlsv1.2"]
-        if self.mutual:
-            out += ["require_certificate true", "use_identity_as_username true"]
-        if self.crlfile:
-            out.append(f"crlfile {self.crlfile}")
-        return out
+from .tlslistener import TlsListener  # noqa: E402  (re-exported: tests build it from here)
 
 
 @dataclass
